@@ -1,0 +1,54 @@
+#include "genmodels/core/runtime.h"
+
+#include <dlfcn.h>
+#include <torch/torch.h>
+
+#include <iostream>
+#include <thread>
+
+#include "genmodels/core/error.h"
+
+namespace gm {
+
+int set_threads(int threads) {
+  if (threads < 0) throw Error("--threads must be >= 0 (0 = all cores), got " + std::to_string(threads));
+  if (threads == 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  torch::set_num_threads(threads);
+  return torch::get_num_threads();
+}
+
+std::string blas_name() {
+  using ConfigFn = char* (*)();
+  if (auto fn = reinterpret_cast<ConfigFn>(dlsym(RTLD_DEFAULT, "openblas_get_config")))
+    return std::string("OpenBLAS ") + fn();
+  if (dlsym(RTLD_DEFAULT, "mkl_get_version")) return "Intel MKL";
+  if (dlsym(RTLD_DEFAULT, "bli_info_get_version_str")) return "BLIS";
+  void* sym = dlsym(RTLD_DEFAULT, "sgemm_");
+  Dl_info info{};
+  if (sym && dladdr(sym, &info) && info.dli_fname)
+    return std::string("reference BLAS (") + info.dli_fname + ")";
+  return "reference BLAS";
+}
+
+bool blas_is_reference() { return blas_name().rfind("reference", 0) == 0; }
+
+void warn_if_reference_blas() {
+  if (!blas_is_reference()) return;
+  std::cerr << "genmodels: WARNING: LibTorch is using " << blas_name()
+            << ", about 30x slower than OpenBLAS. Fix: apt-get install libopenblas0-pthread\n";
+}
+
+void seed_everything(uint64_t seed) { torch::manual_seed(seed); }
+
+std::string check_device(const std::string& device) {
+  try {
+    torch::Device d(device);
+    if (d.is_cuda() && !torch::cuda::is_available())
+      throw Error("--device " + device + ": CUDA is not available on this machine (use --device cpu)");
+  } catch (const c10::Error&) {
+    throw Error("--device " + device + " is not a device name (use cpu, cuda or cuda:N)");
+  }
+  return device;
+}
+
+}  // namespace gm

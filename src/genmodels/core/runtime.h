@@ -1,0 +1,27 @@
+// Process-wide runtime set-up: threads, device, BLAS check, seeding.
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace gm {
+
+/// Sets LibTorch's intra-op threads (0 = number of cores) and returns the count in use.
+int set_threads(int threads);
+
+/// Name of the BLAS library LibTorch's matmul resolves to, e.g. "OpenBLAS 0.3.21 ..." or
+/// "reference BLAS (libblas)". Detected by symbol lookup at run time.
+std::string blas_name();
+
+/// True when the BLAS in use is the slow reference implementation.
+bool blas_is_reference();
+
+/// Prints a loud warning on stderr when LibTorch runs on reference BLAS (30x slower here).
+void warn_if_reference_blas();
+
+/// Seeds every generator genmodels uses (LibTorch's default CPU/CUDA generators).
+void seed_everything(uint64_t seed);
+
+/// Parses "cpu", "cuda", "cuda:1"; throws gm::Error for unknown or unavailable devices.
+std::string check_device(const std::string& device);
+
+}  // namespace gm
