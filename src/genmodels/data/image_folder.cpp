@@ -1,0 +1,125 @@
+// "folder:DIR" datasets: PNG/JPEG/BMP files decoded with stb_image, labelled by sub-folder.
+#include "genmodels/data/image_folder.h"
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <system_error>
+
+#include "genmodels/core/error.h"
+#include "genmodels/io/image.h"
+
+namespace gm::data {
+namespace fs = std::filesystem;
+namespace {
+
+bool is_image_file(const fs::path& p) {
+  std::string ext = p.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  return ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp";
+}
+
+bool hidden(const fs::path& p) {
+  const std::string name = p.filename().string();
+  return !name.empty() && name[0] == '.';
+}
+
+// Image files directly in `dir` (recursive = also in its sub-folders), sorted by path.
+std::vector<std::string> images_in(const fs::path& dir, bool recursive) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  if (recursive) {
+    for (auto it = fs::recursive_directory_iterator(
+             dir, fs::directory_options::follow_directory_symlink, ec);
+         it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      if (ec) break;
+      if (hidden(it->path())) {
+        if (it->is_directory()) it.disable_recursion_pending();
+        continue;
+      }
+      if (it->is_regular_file() && is_image_file(it->path())) out.push_back(it->path().string());
+    }
+  } else {
+    for (const auto& e : fs::directory_iterator(dir, ec))
+      if (!hidden(e.path()) && e.is_regular_file() && is_image_file(e.path()))
+        out.push_back(e.path().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+Dataset load_image_folder(const std::string& dir, const DataOptions& options,
+                          const std::string& spec) {
+  std::error_code ec;
+  if (dir.empty()) throw Error("dataset spec '" + spec + "' names no folder (use folder:DIR)");
+  if (!fs::is_directory(dir, ec))
+    throw Error("image folder " + dir + " does not exist or is not a directory (check " + spec +
+                ")");
+
+  std::vector<std::string> class_dirs;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (e.is_directory() && !hidden(e.path())) class_dirs.push_back(e.path().filename().string());
+  std::sort(class_dirs.begin(), class_dirs.end());
+
+  std::vector<std::pair<std::string, int64_t>> files;  // path, label
+  std::vector<std::string> class_names;
+  for (const auto& name : class_dirs) {
+    auto imgs = images_in(fs::path(dir) / name, true);
+    if (imgs.empty()) continue;  // not a class folder
+    const int64_t label = static_cast<int64_t>(class_names.size());
+    class_names.push_back(name);
+    for (auto& p : imgs) files.emplace_back(std::move(p), label);
+  }
+  const auto loose = images_in(dir, false);
+  if (!loose.empty() && !class_names.empty())
+    throw Error("image folder " + dir + " mixes class sub-folders with loose images such as " +
+                loose.front() + " (move the loose images into a class sub-folder)");
+  if (class_names.empty()) {
+    for (const auto& p : loose) files.emplace_back(p, 0);
+    std::string base = fs::path(dir).lexically_normal().filename().string();
+    if (base.empty()) base = fs::path(dir).lexically_normal().parent_path().filename().string();
+    class_names.push_back(base.empty() ? "images" : base);
+  }
+  if (files.empty())
+    throw Error("image folder " + dir +
+                " contains no PNG/JPEG/BMP images (put them in DIR or DIR/<class>/)");
+  if (options.limit > 0 && static_cast<int64_t>(files.size()) > options.limit)
+    files.resize(static_cast<size_t>(options.limit));
+
+  // Decode everything as stored first: the default channel count depends on all images.
+  std::vector<torch::Tensor> raw;
+  raw.reserve(files.size());
+  bool any_color = false;
+  for (const auto& f : files) {
+    raw.push_back(io::read_image(f.first, 0));
+    if (raw.back().size(2) >= 3) any_color = true;
+  }
+  const int64_t channels = options.channels > 0 ? options.channels : (any_color ? 3 : 1);
+  const int64_t size = options.image_size > 0 ? options.image_size
+                                              : std::min(raw.front().size(0), raw.front().size(1));
+
+  torch::Tensor x = torch::empty({static_cast<int64_t>(files.size()), channels, size, size});
+  torch::Tensor y = torch::empty({static_cast<int64_t>(files.size())}, torch::kInt64);
+  for (size_t i = 0; i < raw.size(); ++i) {
+    torch::Tensor px = raw[i];
+    const int64_t c = px.size(2);
+    if (c == 2) px = px.slice(2, 0, 1);  // gray + alpha: drop alpha
+    if (c == 4) px = px.slice(2, 0, 3);  // RGBA: drop alpha
+    torch::Tensor img = io::from_uint8(px.unsqueeze(0).contiguous());
+    img = resize_center_crop(convert_channels(img, channels), size);
+    x[static_cast<int64_t>(i)].copy_(img[0]);
+    y[static_cast<int64_t>(i)] = files[i].second;
+    raw[i] = torch::Tensor();  // free as we go
+  }
+  Dataset d;
+  d.name = spec;
+  d.x = x;
+  d.y = y;
+  d.class_names = class_names;
+  return d;
+}
+
+}  // namespace gm::data

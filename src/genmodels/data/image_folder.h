@@ -1,0 +1,15 @@
+// Internal: loading a folder of PNG/JPEG/BMP images as a labelled Dataset ("folder:DIR").
+#pragma once
+#include <string>
+
+#include "genmodels/data/dataset.h"
+
+namespace gm::data {
+
+/// Loads every image under `dir` (classes = sorted sub-folders, or one class when the images sit
+/// directly in `dir`), converted to options.channels and resized/center-cropped to
+/// options.image_size (default: the shorter side of the first image). `spec` becomes the name.
+Dataset load_image_folder(const std::string& dir, const DataOptions& options,
+                          const std::string& spec);
+
+}  // namespace gm::data
