@@ -1,0 +1,154 @@
+// Parameterisation conversions and the guided network wrapper (see denoiser.h for the papers).
+#include "genmodels/diffusion/denoiser.h"
+
+#include "genmodels/core/error.h"
+
+namespace gm::diffusion {
+
+Prediction parse_prediction(const std::string& name) {
+  if (name == "eps") return Prediction::Eps;
+  if (name == "x0") return Prediction::X0;
+  if (name == "v") return Prediction::V;
+  throw Error("unknown prediction '" + name + "'; valid: eps, x0, v");
+}
+
+std::string to_string(Prediction p) {
+  switch (p) {
+    case Prediction::Eps:
+      return "eps";
+    case Prediction::X0:
+      return "x0";
+    case Prediction::V:
+      return "v";
+  }
+  return "?";
+}
+
+// Ho et al. 2020, eq. 4 solved for x0.
+torch::Tensor eps_to_x0(const torch::Tensor& x_t, const torch::Tensor& eps,
+                        const torch::Tensor& abar) {
+  return (x_t - torch::sqrt(1.0 - abar) * eps) * torch::rsqrt(abar);
+}
+
+// Ho et al. 2020, eq. 4 solved for eps.
+torch::Tensor x0_to_eps(const torch::Tensor& x_t, const torch::Tensor& x0,
+                        const torch::Tensor& abar) {
+  return (x_t - torch::sqrt(abar) * x0) * torch::rsqrt(1.0 - abar);
+}
+
+// Salimans & Ho 2022, Sec. 4: eps = alpha v + sigma z with alpha = sqrt(abar), sigma =
+// sqrt(1-abar).
+torch::Tensor v_to_eps(const torch::Tensor& x_t, const torch::Tensor& v,
+                       const torch::Tensor& abar) {
+  return torch::sqrt(abar) * v + torch::sqrt(1.0 - abar) * x_t;
+}
+
+// Salimans & Ho 2022, Sec. 4 with x0 eliminated via eq. 4.
+torch::Tensor eps_to_v(const torch::Tensor& x_t, const torch::Tensor& eps,
+                       const torch::Tensor& abar) {
+  return (eps - torch::sqrt(1.0 - abar) * x_t) * torch::rsqrt(abar);
+}
+
+// Salimans & Ho 2022, Sec. 4: x0 = alpha z - sigma v.
+torch::Tensor v_to_x0(const torch::Tensor& x_t, const torch::Tensor& v, const torch::Tensor& abar) {
+  return torch::sqrt(abar) * x_t - torch::sqrt(1.0 - abar) * v;
+}
+
+// Salimans & Ho 2022, Sec. 4: v = alpha eps - sigma x0.
+torch::Tensor velocity(const torch::Tensor& x0, const torch::Tensor& eps,
+                       const torch::Tensor& abar) {
+  return torch::sqrt(abar) * eps - torch::sqrt(1.0 - abar) * x0;
+}
+
+// Song et al. 2021: grad log q(x_t) = -eps / sqrt(1 - abar).
+torch::Tensor eps_to_score(const torch::Tensor& eps, const torch::Tensor& abar) {
+  return -eps * torch::rsqrt(1.0 - abar);
+}
+
+torch::Tensor score_to_eps(const torch::Tensor& score, const torch::Tensor& abar) {
+  return -torch::sqrt(1.0 - abar) * score;
+}
+
+Denoiser::Denoiser(NetFn net, Prediction prediction, NoiseSchedule schedule)
+    : net_(std::move(net)), prediction_(prediction), schedule_(std::move(schedule)) {
+  if (!net_) throw Error("Denoiser: the network function is empty; pass a callable");
+  if (schedule_.num_steps() < 1) throw Error("Denoiser: empty noise schedule; use make_schedule");
+}
+
+const NoiseSchedule& Denoiser::schedule() const { return schedule_; }
+Prediction Denoiser::prediction() const { return prediction_; }
+
+torch::Tensor Denoiser::abar_like(const torch::Tensor& x, const torch::Tensor& t) const {
+  std::vector<int64_t> shape(x.dim(), 1);
+  shape[0] = x.size(0);
+  auto tv = t.dim() == 0 ? t.reshape({1}).expand({x.size(0)}) : t;
+  return alpha_bar_at(schedule_, tv).to(x.device(), x.scalar_type()).view(shape);
+}
+
+// Ho & Salimans 2022, eq. 6 (applied to the raw output: every parameterisation is affine in eps
+// with the same coefficients for both halves, so guiding raw outputs equals guiding eps).
+torch::Tensor Denoiser::raw(const torch::Tensor& x, const torch::Tensor& t,
+                            const Conditioning& cond) const {
+  const int64_t n = x.size(0);
+  auto tv = (t.dim() == 0 ? t.reshape({1}).expand({n}) : t).to(x.device(), torch::kFloat);
+  if (tv.dim() != 1 || tv.size(0) != n) {
+    throw Error("Denoiser: t has shape " + c10::str(t.sizes()) +
+                ", expected N = " + std::to_string(n) + " timesteps");
+  }
+  auto long_opts = torch::dtype(torch::kLong).device(x.device());
+  if (!cond.labels.defined()) {
+    torch::Tensor y;
+    if (cond.null_label >= 0) y = torch::full({n}, cond.null_label, long_opts);
+    return net_(x, tv, y);
+  }
+  if (cond.labels.dim() != 1 || cond.labels.size(0) != n) {
+    throw Error("Denoiser: labels have shape " + c10::str(cond.labels.sizes()) +
+                ", expected N = " + std::to_string(n) + " int64 labels");
+  }
+  auto labels = cond.labels.to(x.device(), torch::kLong);
+  if (cond.guidance == 1.0) return net_(x, tv, labels);
+  if (cond.null_label < 0) {
+    throw Error(
+        "Denoiser: guidance = " + std::to_string(cond.guidance) +
+        " needs Conditioning::null_label >= 0 (the model's null class, usually num_classes)");
+  }
+  auto out = net_(torch::cat({x, x}, 0), torch::cat({tv, tv}, 0),
+                  torch::cat({labels, torch::full({n}, cond.null_label, long_opts)}, 0));
+  auto cond_out = out.narrow(0, 0, n), uncond_out = out.narrow(0, n, n);
+  return torch::lerp(uncond_out, cond_out, cond.guidance);
+}
+
+torch::Tensor Denoiser::eps(const torch::Tensor& x, const torch::Tensor& t,
+                            const Conditioning& cond) const {
+  auto out = raw(x, t, cond);
+  switch (prediction_) {
+    case Prediction::Eps:
+      return out;
+    case Prediction::X0:
+      return x0_to_eps(x, out, abar_like(x, t));
+    case Prediction::V:
+      return v_to_eps(x, out, abar_like(x, t));
+  }
+  return out;
+}
+
+torch::Tensor Denoiser::x0(const torch::Tensor& x, const torch::Tensor& t,
+                           const Conditioning& cond) const {
+  auto out = raw(x, t, cond);
+  switch (prediction_) {
+    case Prediction::Eps:
+      return eps_to_x0(x, out, abar_like(x, t));
+    case Prediction::X0:
+      return out;
+    case Prediction::V:
+      return v_to_x0(x, out, abar_like(x, t));
+  }
+  return out;
+}
+
+torch::Tensor Denoiser::score(const torch::Tensor& x, const torch::Tensor& t,
+                              const Conditioning& cond) const {
+  return eps_to_score(eps(x, t, cond), abar_like(x, t));
+}
+
+}  // namespace gm::diffusion

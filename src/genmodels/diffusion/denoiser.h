@@ -1,0 +1,83 @@
+// The one place for parameterisation conversions and the network wrapper samplers call.
+// x_t = sqrt(abar) x0 + sqrt(1-abar) eps (Ho et al. 2020 eq. 4); v = sqrt(abar) eps - sqrt(1-abar)
+// x0 (Salimans & Ho 2022, "Progressive Distillation", Sec. 4); score = -eps / sqrt(1-abar) (Song et
+// al. 2021, "Score-Based Generative Modeling through SDEs", Sec. 3/App. B); classifier-free
+// guidance (Ho & Salimans 2022, eq. 6).
+#pragma once
+#include <torch/torch.h>
+
+#include <functional>
+#include <string>
+
+#include "genmodels/diffusion/schedule.h"
+
+namespace gm::diffusion {
+
+enum class Prediction { Eps, X0, V };
+Prediction parse_prediction(const std::string& name);  // "eps" | "x0" | "v"
+std::string to_string(Prediction p);
+
+// Conversions; abar is a float tensor broadcastable to x (e.g. N x 1 x 1 x 1).
+/// x0 = (x_t - sqrt(1-abar) eps) / sqrt(abar)  (Ho et al. 2020 eq. 4 solved for x0)
+torch::Tensor eps_to_x0(const torch::Tensor& x_t, const torch::Tensor& eps,
+                        const torch::Tensor& abar);
+/// eps = (x_t - sqrt(abar) x0) / sqrt(1-abar)
+torch::Tensor x0_to_eps(const torch::Tensor& x_t, const torch::Tensor& x0,
+                        const torch::Tensor& abar);
+/// eps = sqrt(abar) v + sqrt(1-abar) x_t  (Salimans & Ho 2022, Sec. 4)
+torch::Tensor v_to_eps(const torch::Tensor& x_t, const torch::Tensor& v, const torch::Tensor& abar);
+/// v = (eps - sqrt(1-abar) x_t) / sqrt(abar) = sqrt(abar) eps - sqrt(1-abar) x0
+torch::Tensor eps_to_v(const torch::Tensor& x_t, const torch::Tensor& eps,
+                       const torch::Tensor& abar);
+/// x0 = sqrt(abar) x_t - sqrt(1-abar) v  (Salimans & Ho 2022, Sec. 4)
+torch::Tensor v_to_x0(const torch::Tensor& x_t, const torch::Tensor& v, const torch::Tensor& abar);
+/// The v target from clean data and noise: v = sqrt(abar) eps - sqrt(1-abar) x0.
+torch::Tensor velocity(const torch::Tensor& x0, const torch::Tensor& eps,
+                       const torch::Tensor& abar);
+/// score = grad log q(x_t) = -eps / sqrt(1-abar)
+torch::Tensor eps_to_score(const torch::Tensor& eps, const torch::Tensor& abar);
+/// eps = -sqrt(1-abar) score
+torch::Tensor score_to_eps(const torch::Tensor& score, const torch::Tensor& abar);
+
+/// Network call: (x_t, t float N, y int64 N or undefined) -> raw output in `prediction`
+/// parameterisation.
+using NetFn =
+    std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&)>;
+
+struct Conditioning {
+  torch::Tensor labels;     ///< N int64 class labels, or undefined for unconditional sampling
+  double guidance = 1.0;    ///< classifier-free guidance weight w (1 = plain conditional)
+  int64_t null_label = -1;  ///< label of the "no class" embedding; needed when guidance != 1
+};
+
+/// Wraps a network + its parameterisation + schedule. Samplers only call eps()/x0()/score().
+class Denoiser {
+ public:
+  Denoiser(NetFn net, Prediction prediction, NoiseSchedule schedule);
+  /// eps prediction at integer-or-fractional timesteps t (float N, or a 0-d tensor for all);
+  /// classifier-free guidance (Ho & Salimans 2022): eps = eps_uncond + w (eps_cond - eps_uncond)
+  /// when cond.labels defined and guidance != 1 (both halves batched in one call);
+  /// guidance == 1 -> conditional only; labels undefined -> unconditional (y undefined, or the
+  /// null label if null_label >= 0).
+  torch::Tensor eps(const torch::Tensor& x, const torch::Tensor& t,
+                    const Conditioning& cond = {}) const;
+  torch::Tensor x0(const torch::Tensor& x, const torch::Tensor& t,
+                   const Conditioning& cond = {}) const;
+  torch::Tensor score(const torch::Tensor& x, const torch::Tensor& t,
+                      const Conditioning& cond = {}) const;
+  const NoiseSchedule& schedule() const;
+  Prediction prediction() const;
+
+  /// abar(t) shaped N x 1 x ... to broadcast against x (x's dtype and device).
+  torch::Tensor abar_like(const torch::Tensor& x, const torch::Tensor& t) const;
+  /// Raw network output with guidance applied (in the network's parameterisation).
+  torch::Tensor raw(const torch::Tensor& x, const torch::Tensor& t,
+                    const Conditioning& cond = {}) const;
+
+ private:
+  NetFn net_;
+  Prediction prediction_;
+  NoiseSchedule schedule_;
+};
+
+}  // namespace gm::diffusion
