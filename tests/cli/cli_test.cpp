@@ -1,0 +1,119 @@
+// The genmodels program end to end: bad input gives one line on stderr and exit status 2;
+// a toy run writes config, metrics, checkpoint and PNGs that carry their generation parameters.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "genmodels/core/jsonl.h"
+#include "genmodels/io/image.h"
+#include "genmodels/io/npy.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Result {
+  int status;
+  std::string err, out;
+};
+
+// Runs a shell command line, capturing its stdout and stderr.
+Result shell(const std::string& line) {
+  const std::string dir = fs::temp_directory_path() / ("gm_cli_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const std::string cmd = "{ " + line + "; } >" + dir + "/out 2>" + dir + "/err";
+  const int rc = std::system(cmd.c_str());
+  auto slurp = [](const std::string& p) {
+    std::ifstream in(p);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, slurp(dir + "/err"), slurp(dir + "/out")};
+}
+
+Result cli(const std::string& args) { return shell(std::string(GM_CLI) + " " + args); }
+
+std::string fresh(const std::string& name) {
+  auto d = fs::temp_directory_path() / ("gm_cli_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  return d.string();
+}
+
+// Exit 2 with one "genmodels: error:" line containing `needle`.
+void expect_error(const std::string& args, const std::string& needle) {
+  Result r = cli(args);
+  EXPECT_EQ(r.status, 2) << args << "\n" << r.err;
+  EXPECT_NE(r.err.find("genmodels: error: "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << "wanted '" << needle << "' in: " << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
+}  // namespace
+
+TEST(Cli, ListShowsRegistries) {
+  Result r = cli("list");
+  ASSERT_EQ(r.status, 0) << r.err;
+  for (const char* s : {"ddpm", "ddim", "cosine", "linear", "fashion-mnist", "8gaussians"})
+    EXPECT_NE(r.out.find(s), std::string::npos) << s;
+}
+
+TEST(Cli, BadInputIsOneLineError) {
+  expect_error("train nosuchmodel --steps 1", "registered models: ddpm");
+  expect_error("train ddpm --data moons --steps 1 --set train.lrr=1", "valid keys:");
+  expect_error("train ddpm --data moons --steps 1 --set train.lr=fast", "expected a number");
+  expect_error("train ddpm --data nosuchdata --steps 1", "nosuchdata");
+  expect_error("train ddpm --data folder:/nonexistent/dir --steps 1", "/nonexistent/dir");
+  expect_error("train ddpm --data moons", "--steps N or --minutes M");
+  expect_error("train --resume --out /nonexistent/run", "/nonexistent/run");
+  expect_error("sample /nonexistent/run", "/nonexistent/run");
+
+  const std::string bad = fresh("badidx");
+  fs::create_directories(bad);
+  std::ofstream(bad + "/train-images-idx3-ubyte") << "not an idx file at all";
+  std::ofstream(bad + "/train-labels-idx1-ubyte") << "nope";
+  expect_error("train ddpm --data mnist-idx:" + bad + " --steps 1", "train-");
+}
+
+TEST(Cli, ToyRunWritesEverything) {
+  const std::string run = fresh("toy");
+  Result t = shell(std::string(GM_CLI) + " train ddpm --data moons --steps 30 --seed 1 --out " + run +
+                 " --set train.log_every=10 --set model.mlp_hidden=32 --set diffusion.timesteps=50");
+  ASSERT_EQ(t.status, 0) << t.err;
+  EXPECT_TRUE(fs::exists(run + "/config.toml"));
+  EXPECT_TRUE(fs::exists(run + "/checkpoint.pt"));
+  auto rows = gm::read_jsonl(run + "/metrics.jsonl");
+  ASSERT_EQ(rows.size(), 3u);
+  for (const char* k : {"step", "loss", "lr", "img_per_s", "wall_time"}) EXPECT_TRUE(rows[0].contains(k)) << k;
+  EXPECT_FALSE(fs::is_empty(run + "/samples"));
+
+  Result s = cli("sample " + run + " --sampler ddim --steps 10 --n 200 --seed 4 --npy " + run +
+                 "/pts.npy --out " + run + "/out");
+  ASSERT_EQ(s.status, 0) << s.err;
+  auto text = gm::io::read_png_text(run + "/out/grid.png");
+  EXPECT_EQ(text["model"], "ddpm");
+  EXPECT_EQ(text["sampler"], "ddim");
+  EXPECT_EQ(text["steps"], "10");
+  EXPECT_EQ(text["seed"], "4");
+  torch::Tensor pts = gm::io::read_npy(run + "/pts.npy");
+  EXPECT_EQ(pts.sizes(), (std::vector<int64_t>{200, 2}));
+  EXPECT_TRUE(torch::isfinite(pts).all().item<bool>());
+}
+
+TEST(Cli, SigintSavesCheckpointAndResumes) {
+  const std::string run = fresh("sigint");
+  // SIGINT after 3 s of a run that would take minutes: it must save, say so, and exit 0.
+  Result t = shell(std::string(GM_CLI) + " train ddpm --data moons --steps 1000000 --out " + run +
+                 " --set train.checkpoint_every=0 --set model.mlp_hidden=32 & pid=$!; sleep 4; "
+                 "kill -INT $pid; wait $pid");
+  ASSERT_EQ(t.status, 0) << t.err;
+  EXPECT_NE(t.err.find("continue with --resume"), std::string::npos) << t.err;
+  auto rows = gm::read_jsonl(run + "/metrics.jsonl");
+  ASSERT_TRUE(fs::exists(run + "/checkpoint.pt"));
+  // The checkpoint holds the interrupted step; resuming continues from it to a new budget.
+  Result r = cli("train --resume --out " + run + " --steps 1");
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("resumed at step"), std::string::npos) << r.err;
+}
