@@ -17,7 +17,9 @@ void expect_valid_abar(const NoiseSchedule& s) {
     const double a = s.alpha_bar(t);
     EXPECT_GT(a, 0.0) << s.name << " t=" << t;
     EXPECT_LT(a, 1.0) << s.name << " t=" << t;
-    if (t > 0) EXPECT_LT(a, s.alpha_bar(t - 1)) << s.name << " t=" << t;
+    if (t > 0) {
+      EXPECT_LT(a, s.alpha_bar(t - 1)) << s.name << " t=" << t;
+    }
   }
   EXPECT_EQ(s.betas.scalar_type(), torch::kDouble);
   EXPECT_EQ(s.alphas_cumprod.scalar_type(), torch::kDouble);

@@ -132,6 +132,32 @@ torch::Tensor Denoiser::eps(const torch::Tensor& x, const torch::Tensor& t,
   return out;
 }
 
+Denoiser::Prediction2 Denoiser::predict(const torch::Tensor& x, const torch::Tensor& t,
+                                        const Conditioning& cond, bool clip_x0) const {
+  auto out = raw(x, t, cond);
+  auto abar = abar_like(x, t);
+  Prediction2 p;
+  switch (prediction_) {
+    case Prediction::Eps:
+      p.eps = out;
+      p.x0 = eps_to_x0(x, out, abar);
+      break;
+    case Prediction::X0:
+      p.x0 = out;
+      p.eps = x0_to_eps(x, out, abar);
+      break;
+    case Prediction::V:
+      p.x0 = v_to_x0(x, out, abar);
+      p.eps = v_to_eps(x, out, abar);
+      break;
+  }
+  if (clip_x0) {
+    p.x0 = p.x0.clamp(-1.0, 1.0);
+    p.eps = x0_to_eps(x, p.x0, abar);
+  }
+  return p;
+}
+
 torch::Tensor Denoiser::x0(const torch::Tensor& x, const torch::Tensor& t,
                            const Conditioning& cond) const {
   auto out = raw(x, t, cond);

@@ -65,6 +65,14 @@ class Denoiser {
                    const Conditioning& cond = {}) const;
   torch::Tensor score(const torch::Tensor& x, const torch::Tensor& t,
                       const Conditioning& cond = {}) const;
+  /// x0 and eps from ONE network call, each by its numerically stable conversion (for v:
+  /// x0 = sqrt(abar) x - sqrt(1-abar) v directly, not through eps / sqrt(abar)); optionally clip
+  /// x0 to [-1, 1] and recompute eps from the clipped x0 (Ho et al. 2020, Sec. 3.3).
+  struct Prediction2 {
+    torch::Tensor x0, eps;
+  };
+  Prediction2 predict(const torch::Tensor& x, const torch::Tensor& t, const Conditioning& cond = {},
+                      bool clip_x0 = false) const;
   const NoiseSchedule& schedule() const;
   Prediction prediction() const;
 

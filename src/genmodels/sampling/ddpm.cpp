@@ -35,9 +35,7 @@ torch::Tensor sample_ddpm(const diffusion::Denoiser& d, torch::Tensor x_T,
     const double ab_prev = i + 1 < steps ? sched.alpha_bar(timesteps[i + 1]) : 1.0;
     const double beta = 1.0 - ab / ab_prev;
     // predict x0 from eps_theta (eq. 4 inverted), optionally clipped
-    auto eps = d.eps(x, torch::full({n}, static_cast<double>(t), t_opts), cond);
-    auto x0 = diffusion::eps_to_x0(x, eps, torch::full({}, ab, x.options()));
-    if (clip_x0) x0 = x0.clamp(-1.0, 1.0);
+    auto x0 = d.predict(x, torch::full({n}, static_cast<double>(t), t_opts), cond, clip_x0).x0;
     // posterior mean mu~_t(x_t, x0) (eq. 7)
     const double c0 = std::sqrt(ab_prev) * beta / (1.0 - ab);
     const double ct = std::sqrt(1.0 - beta) * (1.0 - ab_prev) / (1.0 - ab);
