@@ -6,23 +6,15 @@
 #include <fstream>
 
 #include "genmodels/core/error.h"
+#include "test_util.h"
 #include "genmodels/data/dataset.h"
 #include "genmodels/io/image.h"
 
 namespace {
 namespace fs = std::filesystem;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() /
-           ("gm_data_folder_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
+struct TempDir : gm::test::TempDir {
+  TempDir() : gm::test::TempDir("gm_data_folder") {}
 };
 
 template <typename F>

@@ -9,22 +9,14 @@
 #include <fstream>
 
 #include "genmodels/core/error.h"
+#include "test_util.h"
 #include "genmodels/data/dataset.h"
 
 namespace {
 namespace fs = std::filesystem;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() /
-           ("gm_data_idx_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
+struct TempDir : gm::test::TempDir {
+  TempDir() : gm::test::TempDir("gm_data_idx") {}
 };
 
 // IDX bytes: magic 00 00 08 ndims, big-endian dims, then `payload` (may be shorter than dims say).

@@ -10,21 +10,13 @@
 #include <fstream>
 
 #include "genmodels/core/error.h"
+#include "test_util.h"
 
 namespace {
 namespace fs = std::filesystem;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() /
-           ("gm_io_image_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
+struct TempDir : gm::test::TempDir {
+  TempDir() : gm::test::TempDir("gm_io_image") {}
 };
 
 torch::Tensor random_pixels(std::vector<int64_t> shape, uint64_t seed) {
