@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "genmodels/core/atomic_file.h"
 #include "genmodels/core/error.h"
 #include "genmodels/core/jsonl.h"
 #include "genmodels/core/runtime.h"
@@ -134,4 +135,24 @@ TEST(Resume, ExistingRunWithoutResumeIsRefused) {
   const std::string dir = fresh_dir("exists");
   gm::run_train(toy_args(dir, 3));
   EXPECT_THROW(gm::run_train(toy_args(dir, 3)), gm::Error);
+}
+
+TEST(Resume, CrashWhileWritingCheckpointKeepsPreviousLoadable) {
+  const std::string dir = fresh_dir("crashwrite");
+  gm::run_train(toy_args(dir, 5));
+  const std::string ckpt = dir + "/checkpoint.pt";
+  const auto before = tensors_of(ckpt, "model");
+  // A writer that dies half-way through a new checkpoint (as a crash or full disk would).
+  EXPECT_THROW(gm::write_file_atomic(ckpt,
+                                     [](std::ostream& out) {
+                                       out << std::string(1000, 'x');
+                                       throw std::runtime_error("crash mid-write");
+                                     }),
+               std::runtime_error);
+  EXPECT_EQ(gm::train::read_checkpoint_meta(ckpt)["model"], "ddpm");
+  const auto after = tensors_of(ckpt, "model");
+  for (const auto& [name, t] : before) EXPECT_TRUE(torch::equal(t, after.at(name))) << name;
+  gm::TrainArgs more = toy_args(dir, 8);
+  more.resume = true;
+  EXPECT_NO_THROW(gm::run_train(more));
 }
