@@ -5,8 +5,13 @@
 
 namespace gm {
 
-/// Sets LibTorch's intra-op threads (0 = number of cores) and returns the count in use.
+/// Sets LibTorch's intra-op threads (0 = number of cores; BLAS itself single-threaded), tunes
+/// the allocator, and returns the thread count in use.
 int set_threads(int threads);
+
+/// Keeps freed memory in the process heap instead of returning it to the OS after each tensor
+/// (called by set_threads; idempotent).
+void tune_allocator();
 
 /// Name of the BLAS library LibTorch's matmul resolves to, e.g. "OpenBLAS 0.3.21 ..." or
 /// "reference BLAS (libblas)". Detected by symbol lookup at run time.

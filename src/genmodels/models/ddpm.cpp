@@ -6,6 +6,7 @@
 #include "genmodels/diffusion/denoiser.h"
 #include "genmodels/diffusion/loss.h"
 #include "genmodels/diffusion/schedule.h"
+#include "genmodels/nn/precision.h"
 #include "genmodels/nn/unet.h"
 #include "genmodels/sampling/samplers.h"
 
@@ -56,7 +57,8 @@ class Ddpm : public Model {
         default_spacing_(c.get_string("sample.spacing")),
         default_variance_(c.get_string("sample.variance")),
         default_guidance_(c.get_float("sample.guidance")),
-        clip_x0_(c.get_bool("sample.clip_x0")) {
+        clip_x0_(c.get_bool("sample.clip_x0")),
+        precision_(nn::parse_precision(c.get_string("model.precision"), "model.precision")) {
     if (info.is_image()) {
       nn::UNetOptions o;
       o.in_channels = o.out_channels = info.shape[0];
@@ -90,10 +92,14 @@ class Ddpm : public Model {
 
   torch::nn::Module& module() override { return *net_; }
 
+  // The network as the diffusion code calls it; under bf16 the output is returned as fp32.
   diffusion::NetFn net_fn() {
     DdpmNet net = net_;
-    return [net](const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& y) mutable {
-      return net->forward(x, t, y);
+    const nn::Precision precision = precision_;
+    return [net, precision](const torch::Tensor& x, const torch::Tensor& t,
+                            const torch::Tensor& y) mutable {
+      nn::AutocastScope autocast(precision);
+      return net->forward(x, t, y).to(torch::kFloat);
     };
   }
 
@@ -192,6 +198,7 @@ class Ddpm : public Model {
   std::string default_spacing_, default_variance_;
   double default_guidance_;
   bool clip_x0_;
+  nn::Precision precision_;
   DdpmNet net_;
   torch::Device device_ = torch::kCPU;
 };
@@ -218,6 +225,8 @@ ModelEntry ddpm_entry() {
       {"model.heads", T::Int, "4", "attention heads"},
       {"model.dropout", T::Float, "0", "dropout in residual blocks"},
       {"model.scale_shift_norm", T::Bool, "true", "AdaGN conditioning (Nichol & Dhariwal 2021)"},
+      {"model.precision", T::String, "fp32", "network arithmetic: fp32, or bf16 autocast (CPU)",
+       {"fp32", "bf16"}},
       {"model.conditional", T::Bool, "true", "class-conditional (needs labelled data)"},
       {"model.mlp_hidden", T::Int, "256", "2-D toys: MLP width"},
       {"model.mlp_depth", T::Int, "3", "2-D toys: MLP hidden layers"},

@@ -29,6 +29,12 @@ torch::nn::GroupNorm group_norm(int64_t groups, int64_t channels) {
   return torch::nn::GroupNorm(torch::nn::GroupNormOptions(norm_groups(groups, channels), channels));
 }
 
+// GroupNorm in fp32: LibTorch 1.13 has no mixed-dtype GroupNorm kernel, so under bf16 autocast
+// the activations are normalised in fp32 (also the numerically safer choice). No-op for fp32.
+torch::Tensor gn(torch::nn::GroupNorm& norm, const torch::Tensor& x) {
+  return norm(x.scalar_type() == torch::kFloat ? x : x.to(torch::kFloat));
+}
+
 torch::nn::Conv2d conv(int64_t in, int64_t out, int64_t k, int64_t stride = 1) {
   return torch::nn::Conv2d(
       torch::nn::Conv2dOptions(in, out, k).stride(stride).padding(k / 2).bias(true));
@@ -104,13 +110,13 @@ ResBlockImpl::ResBlockImpl(int64_t in_ch, int64_t out_ch, int64_t emb_dim, int64
 
 // Ho et al. 2020 App. B residual block with time conditioning.
 torch::Tensor ResBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& emb_act) {
-  auto h = conv1(torch::silu(norm1(x)));
+  auto h = conv1(torch::silu(gn(norm1, x)));
   auto e = emb_proj(emb_act).unsqueeze(-1).unsqueeze(-1);  // N x C x 1 x 1
   if (scale_shift_norm) {
     auto ss = e.chunk(2, 1);
-    h = torch::silu(torch::addcmul(ss[1], norm2(h), ss[0] + 1.0));
+    h = torch::silu(torch::addcmul(ss[1], gn(norm2, h), ss[0] + 1.0));
   } else {
-    h = torch::silu(norm2(h + e));
+    h = torch::silu(gn(norm2, h + e));
   }
   if (dropout > 0.0 && is_training()) h = torch::dropout(h, dropout, true);
   h = conv2(h);
@@ -132,7 +138,7 @@ AttentionBlockImpl::AttentionBlockImpl(int64_t channels, int64_t heads, int64_t 
 // Vaswani et al. 2017, eq. 1: softmax(Q K^T / sqrt(d)) V, per head, over H*W positions.
 torch::Tensor AttentionBlockImpl::forward(const torch::Tensor& x) {
   const int64_t n = x.size(0), c = x.size(1), l = x.size(2) * x.size(3), d = c / num_heads;
-  auto qkv_out = qkv(norm(x)).reshape({n * num_heads, 3 * d, l});  // view: conv output is dense
+  auto qkv_out = qkv(gn(norm, x)).reshape({n * num_heads, 3 * d, l});  // view: conv output is dense
   auto q = qkv_out.narrow(1, 0, d) * (1.0 / std::sqrt(static_cast<double>(d)));
   auto k = qkv_out.narrow(1, d, d);
   auto v = qkv_out.narrow(1, 2 * d, d);
@@ -281,7 +287,7 @@ torch::Tensor UNetImpl::forward(const torch::Tensor& x, const torch::Tensor& t,
     h = s(torch::cat({h, skips.back()}, 1), emb_act);
     skips.pop_back();
   }
-  return conv_out(torch::silu(out_norm(h)));
+  return conv_out(torch::silu(gn(out_norm, h)));
 }
 
 TimeMLPImpl::TimeMLPImpl(const TimeMLPOptions& o) : options(o) {
