@@ -23,9 +23,9 @@
 //    forward = 2 MACs, train step = 3 x forward) and measures the conv peak (3x3 conv forward).
 // 5. Profiles one train step (LibTorch's profiler, self time per op) + per-phase wall time.
 #include <ATen/autocast_mode.h>
+#include <dlfcn.h>
 #include <torch/csrc/autograd/profiler_kineto.h>
 #include <torch/torch.h>
-#include <dlfcn.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -86,7 +86,7 @@ struct Options {
   std::string variants = "nchw,channels_last,nchw_no_onednn,bf16,nchw_1thread,nchw_avx512_aten";
   std::string py_variants = "nchw,channels_last";
   bool peak = true, sample = true;
-  bool openblas_single = true;  // OpenBLAS's own pthread pool fights OpenMP (see report)
+  bool openblas_single = true;   // OpenBLAS's own pthread pool fights OpenMP (see report)
   double variant_budget_s = 25;  // stop timing a variant after this much (>= 3 timed steps)
 };
 
@@ -214,9 +214,8 @@ struct Trainer {
     auto& mod = model->module();
     if (v.channels_last) to_channels_last(mod);
     opt = std::make_unique<torch::optim::Adam>(
-        mod.parameters(), torch::optim::AdamOptions(s.config.get_float("train.lr"))
-                              .betas({0.9, 0.999})
-                              .eps(1e-8));
+        mod.parameters(),
+        torch::optim::AdamOptions(s.config.get_float("train.lr")).betas({0.9, 0.999}).eps(1e-8));
     ema = std::make_unique<gm::train::Ema>(mod, s.config.get_float("train.ema_decay"), true);
     x = v.channels_last ? s.train_x.contiguous(torch::MemoryFormat::ChannelsLast) : s.train_x;
     y = s.train_y;
@@ -463,8 +462,7 @@ std::vector<OpRow> profile_train(const Setup& s, const Variant& v, int steps, do
 std::string category(const std::string& n) {
   auto has = [&](const char* s) { return n.find(s) != std::string::npos; };
   if (n.rfind("step::", 0) == 0) return "untracked (between ops)";
-  if (has("convolution") || has("conv2d") || has("mkldnn") || has("thnn_conv") ||
-      has("slow_conv"))
+  if (has("convolution") || has("conv2d") || has("mkldnn") || has("thnn_conv") || has("slow_conv"))
     return "conv fwd+bwd";
   if (has("group_norm") || has("GroupNorm")) return "GroupNorm fwd+bwd";
   if (has("bmm") || has("softmax") || has("Softmax") || has("Bmm")) return "attention bmm+softmax";
@@ -488,11 +486,16 @@ void write_check_dir(const Setup& s, const std::string& dir, const Options& o, J
   auto m = s.create();
   auto u = unet_of(*m);
   const auto& uo = u->options;
-  manifest["unet"] = {{"in_channels", uo.in_channels},       {"out_channels", uo.out_channels},
-                      {"base_channels", uo.base_channels},   {"channel_mult", uo.channel_mult},
-                      {"num_res_blocks", uo.num_res_blocks}, {"attention_levels", uo.attention_levels},
-                      {"num_heads", uo.num_heads},           {"groups", uo.groups},
-                      {"dropout", uo.dropout},               {"num_classes", uo.num_classes},
+  manifest["unet"] = {{"in_channels", uo.in_channels},
+                      {"out_channels", uo.out_channels},
+                      {"base_channels", uo.base_channels},
+                      {"channel_mult", uo.channel_mult},
+                      {"num_res_blocks", uo.num_res_blocks},
+                      {"attention_levels", uo.attention_levels},
+                      {"num_heads", uo.num_heads},
+                      {"groups", uo.groups},
+                      {"dropout", uo.dropout},
+                      {"num_classes", uo.num_classes},
                       {"scale_shift_norm", uo.scale_shift_norm}};
   manifest["params"] = s.names;
   manifest["prediction"] = c.get_string("diffusion.prediction");
@@ -523,11 +526,12 @@ void write_check_dir(const Setup& s, const std::string& dir, const Options& o, J
   gm::io::write_npy(dir + "/check_out.npy", out.detach());
 
   // DDIM-50 with guidance through Model::sample; x_T as Model::sample draws it
-  auto sched =
-      gm::diffusion::make_schedule(c.get_string("diffusion.schedule"), c.get_int("diffusion.timesteps"));
+  auto sched = gm::diffusion::make_schedule(c.get_string("diffusion.schedule"),
+                                            c.get_int("diffusion.timesteps"));
   gm::io::write_npy(dir + "/alphas_cumprod.npy", sched.alphas_cumprod);
-  auto ts = gm::sampling::respace_timesteps(sched.num_steps(), c.get_int("sample.steps"),
-                                            gm::sampling::parse_spacing(c.get_string("sample.spacing")));
+  auto ts =
+      gm::sampling::respace_timesteps(sched.num_steps(), c.get_int("sample.steps"),
+                                      gm::sampling::parse_spacing(c.get_string("sample.spacing")));
   gm::io::write_npy(dir + "/ddim_timesteps.npy", torch::tensor(ts, torch::kLong));
   m->module().eval();
   gm::SampleRequest r;
@@ -541,8 +545,10 @@ void write_check_dir(const Setup& s, const std::string& dir, const Options& o, J
   gm::io::write_npy(dir + "/train_x.npy", s.train_x);
   gm::io::write_npy(dir + "/train_y.npy", s.train_y);
   auto sgen = at::detail::createCPUGenerator(1);
-  gm::io::write_npy(dir + "/sample_xT.npy", torch::randn({o.sample_n, 1, 28, 28}, sgen, torch::kFloat32));
-  gm::io::write_npy(dir + "/sample_labels.npy", torch::arange(o.sample_n, torch::kLong).remainder(10));
+  gm::io::write_npy(dir + "/sample_xT.npy",
+                    torch::randn({o.sample_n, 1, 28, 28}, sgen, torch::kFloat32));
+  gm::io::write_npy(dir + "/sample_labels.npy",
+                    torch::arange(o.sample_n, torch::kLong).remainder(10));
   std::ofstream(dir + "/manifest.json") << manifest.dump(1);
 }
 
@@ -570,25 +576,44 @@ int main(int argc, char** argv) {
       if (i + 1 >= argc) throw std::runtime_error(a + " needs a value");
       return argv[++i];
     };
-    if (a == "--json") o.json_path = next();
-    else if (a == "--threads") o.threads = std::stoi(next());
-    else if (a == "--train-iters") o.train_iters = std::stoi(next());
-    else if (a == "--train-warmup") o.train_warmup = std::stoi(next());
-    else if (a == "--sample-n") o.sample_n = std::stoi(next());
-    else if (a == "--sample-reps") o.sample_reps = std::stoi(next());
-    else if (a == "--python") o.python_exe = next();
-    else if (a == "--no-python") o.python = false;
-    else if (a == "--variants") o.variants = next();
-    else if (a == "--py-variants") o.py_variants = next();
-    else if (a == "--no-peak") o.peak = false;
-    else if (a == "--openblas-default") o.openblas_single = false;
-    else if (a == "--variant-budget") o.variant_budget_s = std::stod(next());
-    else if (a == "--no-sample") o.sample = false;
-    else if (a == "--no-profile") o.profile = false;
-    else if (a == "--quick") o.quick = true;
-    else if (a == "--child-train") o.child_variant = next();
-    else if (a == "--child-out") o.child_out = next();
-    else if (a == "-h" || a == "--help") return usage(), 0;
+    if (a == "--json")
+      o.json_path = next();
+    else if (a == "--threads")
+      o.threads = std::stoi(next());
+    else if (a == "--train-iters")
+      o.train_iters = std::stoi(next());
+    else if (a == "--train-warmup")
+      o.train_warmup = std::stoi(next());
+    else if (a == "--sample-n")
+      o.sample_n = std::stoi(next());
+    else if (a == "--sample-reps")
+      o.sample_reps = std::stoi(next());
+    else if (a == "--python")
+      o.python_exe = next();
+    else if (a == "--no-python")
+      o.python = false;
+    else if (a == "--variants")
+      o.variants = next();
+    else if (a == "--py-variants")
+      o.py_variants = next();
+    else if (a == "--no-peak")
+      o.peak = false;
+    else if (a == "--openblas-default")
+      o.openblas_single = false;
+    else if (a == "--variant-budget")
+      o.variant_budget_s = std::stod(next());
+    else if (a == "--no-sample")
+      o.sample = false;
+    else if (a == "--no-profile")
+      o.profile = false;
+    else if (a == "--quick")
+      o.quick = true;
+    else if (a == "--child-train")
+      o.child_variant = next();
+    else if (a == "--child-out")
+      o.child_out = next();
+    else if (a == "-h" || a == "--help")
+      return usage(), 0;
     else {
       usage();
       return 1;
@@ -623,19 +648,21 @@ int main(int argc, char** argv) {
   out["load_before"] = load_string();
   out["torch_threads"] = o.threads;
   out["openblas_threads"] = openblas_note;
-  out["config"] = {{"model", "ddpm (registry defaults)"}, {"data", "28x28x1, 10 classes"},
-                   {"batch", 64}, {"ddim_steps", s.config.get_int("sample.steps")},
+  out["config"] = {{"model", "ddpm (registry defaults)"},
+                   {"data", "28x28x1, 10 classes"},
+                   {"batch", 64},
+                   {"ddim_steps", s.config.get_int("sample.steps")},
                    {"guidance", s.config.get_float("sample.guidance")}};
   std::printf("OpenBLAS threads: %s\n", openblas_note.c_str());
-  std::printf("unet_bench: ddpm defaults (base %lld, mult %s, res blocks %lld, attention %s, "
-              "scale-shift %s, %s prediction), 28x28x1, 10 classes; threads %d; load %s\n",
-              (long long)s.config.get_int("model.base_channels"),
-              s.config.get_string("model.channel_mult").c_str(),
-              (long long)s.config.get_int("model.num_res_blocks"),
-              s.config.get_string("model.attention_levels").c_str(),
-              s.config.get_bool("model.scale_shift_norm") ? "on" : "off",
-              s.config.get_string("diffusion.prediction").c_str(), o.threads,
-              load_string().c_str());
+  std::printf(
+      "unet_bench: ddpm defaults (base %lld, mult %s, res blocks %lld, attention %s, "
+      "scale-shift %s, %s prediction), 28x28x1, 10 classes; threads %d; load %s\n",
+      (long long)s.config.get_int("model.base_channels"),
+      s.config.get_string("model.channel_mult").c_str(),
+      (long long)s.config.get_int("model.num_res_blocks"),
+      s.config.get_string("model.attention_levels").c_str(),
+      s.config.get_bool("model.scale_shift_norm") ? "on" : "off",
+      s.config.get_string("diffusion.prediction").c_str(), o.threads, load_string().c_str());
 
   // ---- FLOPs
   double params = 0;
@@ -665,11 +692,10 @@ int main(int argc, char** argv) {
     const std::string pyjson = dir + "/python.json";
     const std::string cmd = std::string(o.openblas_single ? "OPENBLAS_NUM_THREADS=1 " : "") +
                             o.python_exe + " " + script + " --dir " + dir + " --json " + pyjson +
-                            " --threads " + std::to_string(o.threads) +
-                            " --train-warmup " + std::to_string(o.train_warmup) +
-                            " --train-iters " + std::to_string(o.train_iters) +
-                            " --sample-reps " + std::to_string(o.sample_reps) +
-                            " --variants " + o.py_variants;
+                            " --threads " + std::to_string(o.threads) + " --train-warmup " +
+                            std::to_string(o.train_warmup) + " --train-iters " +
+                            std::to_string(o.train_iters) + " --sample-reps " +
+                            std::to_string(o.sample_reps) + " --variants " + o.py_variants;
     std::printf("running: %s\n", cmd.c_str());
     std::fflush(stdout);
     const int rc = std::system(cmd.c_str());
@@ -696,8 +722,10 @@ int main(int argc, char** argv) {
   for (auto& r : peak_rows) {
     std::printf("  peak  %-52s %7.1f GFLOP/s\n", r.what.c_str(), r.gflops);
     out["conv_peak"][r.what] = r.gflops;
-    if (r.what.find("fp32") != std::string::npos) peak_fp32 = std::max(peak_fp32, r.gflops);
-    else peak_bf16 = std::max(peak_bf16, r.gflops);
+    if (r.what.find("fp32") != std::string::npos)
+      peak_fp32 = std::max(peak_fp32, r.gflops);
+    else
+      peak_bf16 = std::max(peak_bf16, r.gflops);
   }
   out["conv_peak_fp32_gflops"] = peak_fp32;
   out["conv_peak_bf16_gflops"] = peak_bf16;
@@ -724,8 +752,9 @@ int main(int argc, char** argv) {
   }
   std::map<std::string, TrainRun> train;
   for (const auto& v : variants) {
-    int iters = v.name == "nchw_no_onednn" || v.threads != o.threads ? std::max(3, o.train_iters / 2)
-                                                                     : o.train_iters;
+    int iters = v.name == "nchw_no_onednn" || v.threads != o.threads
+                    ? std::max(3, o.train_iters / 2)
+                    : o.train_iters;
     TrainRun r;
     try {
       r = time_train(s, v, v.threads == 1 ? 1 : o.train_warmup, iters, o.variant_budget_s);
@@ -740,21 +769,22 @@ int main(int argc, char** argv) {
       continue;
     }
     train[v.name] = r;
-    std::printf("  C++ train %-20s %8.1f ms/step %7.1f img/s  (fwd %.0f, bwd %.0f, clip %.1f, "
-                "adam %.1f, ema %.1f ms)  load %s\n",
-                v.name.c_str(), r.median_s * 1e3, 64 / r.median_s, r.phases.fwd * 1e3,
-                r.phases.bwd * 1e3, r.phases.clip * 1e3, r.phases.adam * 1e3, r.phases.ema * 1e3,
-                load_string().c_str());
+    std::printf(
+        "  C++ train %-20s %8.1f ms/step %7.1f img/s  (fwd %.0f, bwd %.0f, clip %.1f, "
+        "adam %.1f, ema %.1f ms)  load %s\n",
+        v.name.c_str(), r.median_s * 1e3, 64 / r.median_s, r.phases.fwd * 1e3, r.phases.bwd * 1e3,
+        r.phases.clip * 1e3, r.phases.adam * 1e3, r.phases.ema * 1e3, load_string().c_str());
     std::fflush(stdout);
   }
-  if (o.variants.find("nchw_avx512_aten") != std::string::npos) {  // AVX-512 ATen kernels (Debian's build defaults to AVX2): child process with the env var
+  if (o.variants.find("nchw_avx512_aten") !=
+      std::string::npos) {  // AVX-512 ATen kernels (Debian's build defaults to AVX2): child process
+                            // with the env var
     const std::string f = dir + "/child.json";
-    const std::string cmd = "ATEN_CPU_CAPABILITY=avx512 " + self_exe() +
-                            (o.openblas_single ? "" : " --openblas-default") +
-                            " --child-train nchw --child-out " +
-                            f + " --threads " + std::to_string(o.threads) + " --train-iters " +
-                            std::to_string(o.train_iters) + " --train-warmup " +
-                            std::to_string(o.train_warmup);
+    const std::string cmd =
+        "ATEN_CPU_CAPABILITY=avx512 " + self_exe() +
+        (o.openblas_single ? "" : " --openblas-default") + " --child-train nchw --child-out " + f +
+        " --threads " + std::to_string(o.threads) + " --train-iters " +
+        std::to_string(o.train_iters) + " --train-warmup " + std::to_string(o.train_warmup);
     if (std::system(cmd.c_str()) == 0) {
       Json j;
       std::ifstream(f) >> j;
@@ -787,12 +817,13 @@ int main(int argc, char** argv) {
   }
   const int steps = s.config.get_int("sample.steps");
   for (auto& [name, r] : samp) {
-    out["cpp"]["sample"][name] = {{"median_s", r.median_s},
-                                  {"img_per_s", o.sample_n / r.median_s},
-                                  {"net_evals_per_s", steps / r.median_s},
-                                  {"net_batch", 2 * o.sample_n},
-                                  {"gflops", eval_flop_per_img * 2 * o.sample_n * steps / r.median_s / 1e9},
-                                  {"times", r.times}};
+    out["cpp"]["sample"][name] = {
+        {"median_s", r.median_s},
+        {"img_per_s", o.sample_n / r.median_s},
+        {"net_evals_per_s", steps / r.median_s},
+        {"net_batch", 2 * o.sample_n},
+        {"gflops", eval_flop_per_img * 2 * o.sample_n * steps / r.median_s / 1e9},
+        {"times", r.times}};
     std::printf("  C++ DDIM-%d guided %-14s %6.2f img/s  %6.2f net evals/s (batch %d)\n", steps,
                 name.c_str(), o.sample_n / r.median_s, steps / r.median_s, 2 * o.sample_n);
   }
@@ -807,8 +838,9 @@ int main(int argc, char** argv) {
       cats[category(r.name)] += r.self_ms;
       sum += r.self_ms;
     }
-    std::printf("\nProfile of one NCHW fp32 train step (self time; %.0f ms/step under the profiler)\n",
-                total_ms);
+    std::printf(
+        "\nProfile of one NCHW fp32 train step (self time; %.0f ms/step under the profiler)\n",
+        total_ms);
     std::vector<std::pair<double, std::string>> cv;
     for (auto& [k, v] : cats) cv.push_back({v, k});
     std::sort(cv.rbegin(), cv.rend());
@@ -844,9 +876,10 @@ int main(int argc, char** argv) {
                   100 * gflops / peak_fp32);
   };
   for (auto& [name, r] : train) {
-    const char* pyname = name == "nchw" ? "nchw" : name == "channels_last" ? "channels_last"
-                                                 : name == "bf16"          ? "bf16"
-                                                                           : "";
+    const char* pyname = name == "nchw"            ? "nchw"
+                         : name == "channels_last" ? "channels_last"
+                         : name == "bf16"          ? "bf16"
+                                                   : "";
     row(name, 64 / r.median_s, *pyname ? pyv("train", pyname) : 0, train_flop / r.median_s / 1e9);
   }
   double best = 0;
@@ -860,21 +893,24 @@ int main(int argc, char** argv) {
     out["ratio_same_config_nchw"] = 64 / train["nchw"].median_s / pyn;
     out["ratio_best_cpp_vs_python_default"] = best / pyn;
   }
-  if (samp.count("nchw")) std::printf("%-30s %10.2f %10.2f %6.2fx %9.1f %7.1f%%   (img/s; net evals/s C++ %.2f)\n",
-              ("DDIM-" + std::to_string(steps) + " guided, n=" + std::to_string(o.sample_n)).c_str(),
-              o.sample_n / samp["nchw"].median_s, py_ok ? pyv("sample", "") : 0.0,
-              py_ok ? o.sample_n / samp["nchw"].median_s / pyv("sample", "") : 0.0,
-              eval_flop_per_img * 2 * o.sample_n * steps / samp["nchw"].median_s / 1e9,
-              100 * eval_flop_per_img * 2 * o.sample_n * steps / samp["nchw"].median_s / 1e9 / peak_fp32,
-              steps / samp["nchw"].median_s);
-  std::printf("conv peak fp32 %.1f GFLOP/s (bf16 %.1f); targets: C++ >= 1.3x Python, >= 60%% of peak\n",
-              peak_fp32, peak_bf16);
+  if (samp.count("nchw"))
+    std::printf(
+        "%-30s %10.2f %10.2f %6.2fx %9.1f %7.1f%%   (img/s; net evals/s C++ %.2f)\n",
+        ("DDIM-" + std::to_string(steps) + " guided, n=" + std::to_string(o.sample_n)).c_str(),
+        o.sample_n / samp["nchw"].median_s, py_ok ? pyv("sample", "") : 0.0,
+        py_ok ? o.sample_n / samp["nchw"].median_s / pyv("sample", "") : 0.0,
+        eval_flop_per_img * 2 * o.sample_n * steps / samp["nchw"].median_s / 1e9,
+        100 * eval_flop_per_img * 2 * o.sample_n * steps / samp["nchw"].median_s / 1e9 / peak_fp32,
+        steps / samp["nchw"].median_s);
+  std::printf(
+      "conv peak fp32 %.1f GFLOP/s (bf16 %.1f); targets: C++ >= 1.3x Python, >= 60%% of peak\n",
+      peak_fp32, peak_bf16);
   out["load_after"] = load_string();
   out["total_seconds"] = secs(t_begin, Clock::now());
   fs::create_directories(fs::path(o.json_path).parent_path());
   std::ofstream(o.json_path) << out.dump(1);
-  std::printf("wrote %s (%.0f s total; load %s)\n", o.json_path.c_str(), secs(t_begin, Clock::now()),
-              load_string().c_str());
+  std::printf("wrote %s (%.0f s total; load %s)\n", o.json_path.c_str(),
+              secs(t_begin, Clock::now()), load_string().c_str());
   fs::remove_all(dir);
   return 0;
 }

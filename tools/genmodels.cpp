@@ -34,7 +34,8 @@ int run(int argc, char** argv) {
   uint64_t seed = 0;
   auto* train = app.add_subcommand("train", "train a model into a run directory");
   train->add_option("model", ta.model, "model name (see `genmodels list`)");
-  train->add_option("--data", data, "dataset: fashion-mnist, mnist-idx:DIR, folder:DIR, moons, ...");
+  train->add_option("--data", data,
+                    "dataset: fashion-mnist, mnist-idx:DIR, folder:DIR, moons, ...");
   train->add_option("--config", ta.config_file, "TOML config file")->check(CLI::ExistingFile);
   train->add_option("--set", ta.sets, "override a config key: --set train.lr=2e-4 (repeatable)");
   auto* o_steps = train->add_option("--steps", steps, "budget in optimizer steps");
@@ -90,7 +91,8 @@ int run(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   if (*train) {
-    if (ta.model.empty() && !ta.resume) throw gm::Error("train: name a model, e.g. `genmodels train ddpm`");
+    if (ta.model.empty() && !ta.resume)
+      throw gm::Error("train: name a model, e.g. `genmodels train ddpm`");
     if (!data.empty()) ta.data = data;
     if (o_steps->count()) ta.steps = steps;
     if (o_minutes->count()) ta.minutes = minutes;

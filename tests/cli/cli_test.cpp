@@ -79,14 +79,16 @@ TEST(Cli, BadInputIsOneLineError) {
 
 TEST(Cli, ToyRunWritesEverything) {
   const std::string run = fresh("toy");
-  Result t = shell(std::string(GM_CLI) + " train ddpm --data moons --steps 30 --seed 1 --out " + run +
-                 " --set train.log_every=10 --set model.mlp_hidden=32 --set diffusion.timesteps=50");
+  Result t =
+      shell(std::string(GM_CLI) + " train ddpm --data moons --steps 30 --seed 1 --out " + run +
+            " --set train.log_every=10 --set model.mlp_hidden=32 --set diffusion.timesteps=50");
   ASSERT_EQ(t.status, 0) << t.err;
   EXPECT_TRUE(fs::exists(run + "/config.toml"));
   EXPECT_TRUE(fs::exists(run + "/checkpoint.pt"));
   auto rows = gm::read_jsonl(run + "/metrics.jsonl");
   ASSERT_EQ(rows.size(), 3u);
-  for (const char* k : {"step", "loss", "lr", "img_per_s", "wall_time"}) EXPECT_TRUE(rows[0].contains(k)) << k;
+  for (const char* k : {"step", "loss", "lr", "img_per_s", "wall_time"})
+    EXPECT_TRUE(rows[0].contains(k)) << k;
   EXPECT_FALSE(fs::is_empty(run + "/samples"));
 
   Result s = cli("sample " + run + " --sampler ddim --steps 10 --n 200 --seed 4 --npy " + run +
@@ -106,8 +108,8 @@ TEST(Cli, SigintSavesCheckpointAndResumes) {
   const std::string run = fresh("sigint");
   // SIGINT after 3 s of a run that would take minutes: it must save, say so, and exit 0.
   Result t = shell(std::string(GM_CLI) + " train ddpm --data moons --steps 1000000 --out " + run +
-                 " --set train.checkpoint_every=0 --set model.mlp_hidden=32 & pid=$!; sleep 4; "
-                 "kill -INT $pid; wait $pid");
+                   " --set train.checkpoint_every=0 --set model.mlp_hidden=32 & pid=$!; sleep 4; "
+                   "kill -INT $pid; wait $pid");
   ASSERT_EQ(t.status, 0) << t.err;
   EXPECT_NE(t.err.find("continue with --resume"), std::string::npos) << t.err;
   auto rows = gm::read_jsonl(run + "/metrics.jsonl");

@@ -1,9 +1,10 @@
 // Atomic writes: a write that fails midway leaves the previous file intact and no temp file.
+#include "genmodels/core/atomic_file.h"
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
 
-#include "genmodels/core/atomic_file.h"
 #include "genmodels/core/error.h"
 #include "genmodels/core/jsonl.h"
 

@@ -1,10 +1,11 @@
 // Config: TOML + --set, typed validation, errors that list the valid keys.
+#include "genmodels/core/config.h"
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
 
-#include "genmodels/core/config.h"
 #include "genmodels/core/error.h"
 
 using gm::Config;
@@ -13,10 +14,11 @@ using gm::ValueType;
 namespace {
 
 Config schema() {
-  return Config({{"seed", ValueType::Int, "0", "seed"},
-                 {"train.lr", ValueType::Float, "2e-4", "lr"},
-                 {"train.ema", ValueType::Bool, "true", "ema"},
-                 {"diffusion.schedule", ValueType::String, "linear", "schedule", {"linear", "cosine"}}});
+  return Config(
+      {{"seed", ValueType::Int, "0", "seed"},
+       {"train.lr", ValueType::Float, "2e-4", "lr"},
+       {"train.ema", ValueType::Bool, "true", "ema"},
+       {"diffusion.schedule", ValueType::String, "linear", "schedule", {"linear", "cosine"}}});
 }
 
 std::string error_of(const std::function<void()>& f) {
@@ -44,8 +46,9 @@ TEST(Config, DefaultsAndSet) {
 
 TEST(Config, TomlTablesFlattenAndRoundTrip) {
   Config c = schema();
-  c.load_toml_string("seed = 7\n[train]\nlr = 0.01\nema = false\n[diffusion]\nschedule = \"cosine\"\n",
-                     "test.toml");
+  c.load_toml_string(
+      "seed = 7\n[train]\nlr = 0.01\nema = false\n[diffusion]\nschedule = \"cosine\"\n",
+      "test.toml");
   EXPECT_EQ(c.get_int("seed"), 7);
   EXPECT_DOUBLE_EQ(c.get_float("train.lr"), 0.01);
   Config d = schema();
@@ -59,16 +62,20 @@ TEST(Config, UnknownKeyListsValidKeys) {
   EXPECT_NE(msg.find("unknown key 'train.lrr'"), std::string::npos) << msg;
   EXPECT_NE(msg.find("train.lr"), std::string::npos);
   EXPECT_NE(msg.find("diffusion.schedule"), std::string::npos);
-  const std::string toml = error_of([&] { c.load_toml_string("[train]\nbogus = 1\n", "run.toml"); });
+  const std::string toml =
+      error_of([&] { c.load_toml_string("[train]\nbogus = 1\n", "run.toml"); });
   EXPECT_NE(toml.find("run.toml"), std::string::npos);
   EXPECT_NE(toml.find("train.bogus"), std::string::npos);
 }
 
 TEST(Config, BadValuesAreErrors) {
   Config c = schema();
-  EXPECT_NE(error_of([&] { c.set_assignment("seed=abc"); }).find("expected an integer"), std::string::npos);
-  EXPECT_NE(error_of([&] { c.set_assignment("train.lr=fast"); }).find("expected a number"), std::string::npos);
-  EXPECT_NE(error_of([&] { c.set_assignment("train.ema=maybe"); }).find("true or false"), std::string::npos);
+  EXPECT_NE(error_of([&] { c.set_assignment("seed=abc"); }).find("expected an integer"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { c.set_assignment("train.lr=fast"); }).find("expected a number"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { c.set_assignment("train.ema=maybe"); }).find("true or false"),
+            std::string::npos);
   const std::string m = error_of([&] { c.set_assignment("diffusion.schedule=cosin"); });
   EXPECT_NE(m.find("linear, cosine"), std::string::npos) << m;
   EXPECT_NE(error_of([&] { c.set_assignment("noequals"); }).find("key=value"), std::string::npos);

@@ -6,9 +6,9 @@
 #include <fstream>
 
 #include "genmodels/core/error.h"
-#include "test_util.h"
 #include "genmodels/data/dataset.h"
 #include "genmodels/io/image.h"
+#include "test_util.h"
 
 namespace {
 namespace fs = std::filesystem;

@@ -9,8 +9,8 @@
 #include <fstream>
 
 #include "genmodels/core/error.h"
-#include "test_util.h"
 #include "genmodels/data/dataset.h"
+#include "test_util.h"
 
 namespace {
 namespace fs = std::filesystem;

@@ -30,9 +30,9 @@ gm::TrainArgs toy_args(const std::string& out, int64_t steps) {
   a.steps = steps;
   a.seed = 3;
   a.threads = 2;
-  a.sets = {"train.batch_size=64",        "train.warmup_steps=5", "train.lr_schedule=cosine",
-            "train.checkpoint_every=7",   "train.log_every=5",    "model.mlp_hidden=64",
-            "model.mlp_depth=2",          "train.ema_decay=0.9",  "diffusion.timesteps=100"};
+  a.sets = {"train.batch_size=64",      "train.warmup_steps=5", "train.lr_schedule=cosine",
+            "train.checkpoint_every=7", "train.log_every=5",    "model.mlp_hidden=64",
+            "model.mlp_depth=2",        "train.ema_decay=0.9",  "diffusion.timesteps=100"};
   return a;
 }
 
@@ -42,12 +42,15 @@ void collect(torch::serialize::InputArchive& archive, const std::string& prefix,
   for (const auto& key : archive.keys()) {
     torch::Tensor t;
     torch::serialize::InputArchive sub;
-    if (archive.try_read(key, t)) out[prefix + key] = t;
-    else if (archive.try_read(key, sub)) collect(sub, prefix + key + ".", out);
+    if (archive.try_read(key, t))
+      out[prefix + key] = t;
+    else if (archive.try_read(key, sub))
+      collect(sub, prefix + key + ".", out);
   }
 }
 
-std::map<std::string, torch::Tensor> tensors_of(const std::string& ckpt, const std::string& section) {
+std::map<std::string, torch::Tensor> tensors_of(const std::string& ckpt,
+                                                const std::string& section) {
   torch::serialize::InputArchive archive, sub;
   archive.load_from(ckpt);
   archive.read(section, sub);
@@ -75,7 +78,8 @@ TEST(Resume, HalfPlusResumeIsBitIdentical) {
     auto b = tensors_of(split + "/checkpoint.pt", section);
     ASSERT_FALSE(a.empty());
     ASSERT_EQ(a.size(), b.size());
-    for (const auto& [name, t] : a) EXPECT_TRUE(torch::equal(t, b.at(name))) << section << "/" << name;
+    for (const auto& [name, t] : a)
+      EXPECT_TRUE(torch::equal(t, b.at(name))) << section << "/" << name;
   }
   auto la = gm::read_jsonl(straight + "/metrics.jsonl");
   auto lb = gm::read_jsonl(split + "/metrics.jsonl");

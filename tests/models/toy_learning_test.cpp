@@ -39,8 +39,8 @@ TEST(ToyLearning, DdpmOn8GaussiansReachesSmallSlicedWasserstein) {
   gm::run_train(a);
   const torch::Tensor samples = gm::sample_run(s).x;
   const double swd = gm::metrics::sliced_wasserstein(samples, data);
-  const double swd_data = gm::metrics::sliced_wasserstein(
-      gm::data::sample_toy2d("8gaussians", 2000, 99), data);
+  const double swd_data =
+      gm::metrics::sliced_wasserstein(gm::data::sample_toy2d("8gaussians", 2000, 99), data);
   std::cout << "SWD untrained " << swd_init << ", trained " << swd << ", data vs data " << swd_data
             << "\n";
   EXPECT_TRUE(torch::isfinite(samples).all().item<bool>());

@@ -1,10 +1,11 @@
 #include "genmodels/core/config.h"
 
+#include <toml++/toml.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <sstream>
-#include <toml++/toml.h>
 
 #include "genmodels/core/error.h"
 
@@ -13,10 +14,14 @@ namespace {
 
 const char* type_name(ValueType t) {
   switch (t) {
-    case ValueType::Int: return "int";
-    case ValueType::Float: return "float";
-    case ValueType::Bool: return "bool";
-    case ValueType::String: return "string";
+    case ValueType::Int:
+      return "int";
+    case ValueType::Float:
+      return "float";
+    case ValueType::Bool:
+      return "bool";
+    case ValueType::String:
+      return "string";
   }
   return "?";
 }
@@ -77,7 +82,8 @@ std::string canonical(const ConfigKey& key, const std::string& raw, const std::s
 void flatten(const toml::table& table, const std::string& prefix, Config& config,
              const std::string& origin) {
   for (const auto& [k, node] : table) {
-    const std::string name = prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
+    const std::string name =
+        prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
     if (const auto* sub = node.as_table()) {
       flatten(*sub, name, config, origin);
     } else if (const auto* s = node.as_string()) {
@@ -92,7 +98,8 @@ void flatten(const toml::table& table, const std::string& prefix, Config& config
     } else if (const auto* b = node.as_boolean()) {
       config.set(name, b->get() ? "true" : "false", origin);
     } else {
-      throw Error(origin + ": " + name + " has an unsupported value type (use a number, string or bool)");
+      throw Error(origin + ": " + name +
+                  " has an unsupported value type (use a number, string or bool)");
     }
   }
 }
@@ -105,7 +112,10 @@ void Config::add_keys(const std::vector<ConfigKey>& keys) {
   for (const auto& k : keys) {
     auto it = std::find_if(schema_.begin(), schema_.end(),
                            [&](const ConfigKey& s) { return s.name == k.name; });
-    if (it != schema_.end()) *it = k; else schema_.push_back(k);
+    if (it != schema_.end())
+      *it = k;
+    else
+      schema_.push_back(k);
     values_[k.name] = canonical(k, k.default_value, "default");
   }
 }
@@ -194,10 +204,18 @@ Json Config::to_json() const {
   for (const auto& k : schema_) {
     const std::string& v = values_.at(k.name);
     switch (k.type) {
-      case ValueType::Int: j[k.name] = std::stoll(v); break;
-      case ValueType::Float: j[k.name] = std::stod(v); break;
-      case ValueType::Bool: j[k.name] = (v == "true"); break;
-      case ValueType::String: j[k.name] = v; break;
+      case ValueType::Int:
+        j[k.name] = std::stoll(v);
+        break;
+      case ValueType::Float:
+        j[k.name] = std::stod(v);
+        break;
+      case ValueType::Bool:
+        j[k.name] = (v == "true");
+        break;
+      case ValueType::String:
+        j[k.name] = v;
+        break;
     }
   }
   return j;

@@ -15,7 +15,7 @@ enum class ValueType { Int, Float, Bool, String };
 
 /// One configurable setting.
 struct ConfigKey {
-  std::string name;                  ///< dotted name, e.g. "train.lr"
+  std::string name;  ///< dotted name, e.g. "train.lr"
   ValueType type = ValueType::String;
   std::string default_value;         ///< textual default (parsed like a --set value)
   std::string doc;                   ///< one line shown in errors and `genmodels list`

@@ -12,18 +12,26 @@ std::string format_duration(double seconds) {
   if (!std::isfinite(seconds) || seconds < 0) return "?";
   long s = std::lround(seconds);
   char buf[32];
-  if (s >= 3600) std::snprintf(buf, sizeof buf, "%ldh%02ldm", s / 3600, (s % 3600) / 60);
-  else if (s >= 60) std::snprintf(buf, sizeof buf, "%ldm%02lds", s / 60, s % 60);
-  else std::snprintf(buf, sizeof buf, "%lds", s);
+  if (s >= 3600)
+    std::snprintf(buf, sizeof buf, "%ldh%02ldm", s / 3600, (s % 3600) / 60);
+  else if (s >= 60)
+    std::snprintf(buf, sizeof buf, "%ldm%02lds", s / 60, s % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%lds", s);
   return buf;
 }
 
 bool Progress::stderr_is_terminal() { return ::isatty(STDERR_FILENO) == 1; }
 
 Progress::Progress(int64_t total, int64_t start, std::string label, double line_interval_s)
-    : total_(total), start_(start), step_(start), label_(std::move(label)),
-      interval_(line_interval_s), tty_(stderr_is_terminal()),
-      t0_(std::chrono::steady_clock::now()), last_draw_(t0_) {}
+    : total_(total),
+      start_(start),
+      step_(start),
+      label_(std::move(label)),
+      interval_(line_interval_s),
+      tty_(stderr_is_terminal()),
+      t0_(std::chrono::steady_clock::now()),
+      last_draw_(t0_) {}
 
 double Progress::rate() const {
   double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();

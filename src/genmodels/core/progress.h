@@ -8,7 +8,8 @@ namespace gm {
 
 class Progress {
  public:
-  /// total = last step; start = first step of this run (resume starts mid-way); `label` prefixes lines.
+  /// total = last step; start = first step of this run (resume starts mid-way); `label` prefixes
+  /// lines.
   Progress(int64_t total, int64_t start, std::string label, double line_interval_s = 10.0);
   /// Reports that `step` is done; `extra` is shown after the rate (e.g. "loss 0.0312").
   void update(int64_t step, const std::string& extra);

@@ -16,7 +16,7 @@ void tune_allocator() {
   // so every network call page-faults its buffers anew: sampling spent ~40% of its time in the
   // kernel. Keeping freed memory in the heap halves sampling time (14 s vs 28 s for 100 images).
   static const bool done = [] {
-    mallopt(M_MMAP_THRESHOLD, 32 << 20);   // the largest glibc accepts; also fixes the threshold
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);  // the largest glibc accepts; also fixes the threshold
     mallopt(M_TRIM_THRESHOLD, 1 << 30);   // keep up to 1 GiB of freed memory
     mallopt(M_TOP_PAD, 256 << 20);        // grow the heap in 256 MiB steps
     return true;
@@ -26,12 +26,14 @@ void tune_allocator() {
 
 int set_threads(int threads) {
   tune_allocator();
-  if (threads < 0) throw Error("--threads must be >= 0 (0 = all cores), got " + std::to_string(threads));
+  if (threads < 0)
+    throw Error("--threads must be >= 0 (0 = all cores), got " + std::to_string(threads));
   if (threads == 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   torch::set_num_threads(threads);
   // Debian's libopenblas0-pthread starts its own thread pool for every matmul; next to
   // LibTorch's OpenMP threads it oversubscribes the cores and makes steps randomly 10-30x slower
-  // (measured by bench/unet_bench). LibTorch parallelises around BLAS, so BLAS runs single-threaded.
+  // (measured by bench/unet_bench). LibTorch parallelises around BLAS, so BLAS runs
+  // single-threaded.
   using SetThreadsFn = void (*)(int);
   if (auto fn = reinterpret_cast<SetThreadsFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
     fn(1);
@@ -65,7 +67,8 @@ std::string check_device(const std::string& device) {
   try {
     torch::Device d(device);
     if (d.is_cuda() && !torch::cuda::is_available())
-      throw Error("--device " + device + ": CUDA is not available on this machine (use --device cpu)");
+      throw Error("--device " + device +
+                  ": CUDA is not available on this machine (use --device cpu)");
   } catch (const c10::Error&) {
     throw Error("--device " + device + " is not a device name (use cpu, cuda or cuda:N)");
   }

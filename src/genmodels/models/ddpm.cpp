@@ -122,13 +122,13 @@ class Ddpm : public Model {
     const double eta = sampler == "ddim" ? r.eta : 0.0;
     if (r.n < 1) throw Error("--n must be >= 1");
     if (r.class_label >= 0 && !conditional_)
-      throw Error("--class " + std::to_string(r.class_label) +
-                  ": this model is unconditional (train with model.conditional=true on labelled data)");
+      throw Error(
+          "--class " + std::to_string(r.class_label) +
+          ": this model is unconditional (train with model.conditional=true on labelled data)");
     if (r.class_label >= num_classes_ && conditional_)
       throw Error("--class " + std::to_string(r.class_label) + " is out of range: classes are 0.." +
                   std::to_string(num_classes_ - 1));
-    const auto timesteps =
-        sampling::respace_timesteps(T, steps, sampling::parse_spacing(spacing));
+    const auto timesteps = sampling::respace_timesteps(T, steps, sampling::parse_spacing(spacing));
     diffusion::Denoiser denoiser(net_fn(), prediction_, schedule_);
 
     torch::Generator gen = at::detail::createCPUGenerator(r.seed);
@@ -172,8 +172,10 @@ class Ddpm : public Model {
     res.x = torch::cat(outs);
     if (info_.is_image()) res.x = res.x.clamp(-1, 1);
     res.labels = labels;
-    res.params = {{"sampler", sampler},       {"steps", std::to_string(steps)},
-                  {"spacing", spacing},       {"seed", std::to_string(r.seed)},
+    res.params = {{"sampler", sampler},
+                  {"steps", std::to_string(steps)},
+                  {"spacing", spacing},
+                  {"seed", std::to_string(r.seed)},
                   {"prediction", diffusion::to_string(prediction_)},
                   {"schedule", schedule_.name}};
     if (sampler == "ddim") res.params["eta"] = std::to_string(eta);
@@ -210,7 +212,8 @@ ModelEntry ddpm_entry() {
   ModelEntry e;
   e.name = "ddpm";
   e.family = "diffusion";
-  e.description = "denoising diffusion (Ho et al. 2020), class-conditional with classifier-free guidance";
+  e.description =
+      "denoising diffusion (Ho et al. 2020), class-conditional with classifier-free guidance";
   e.config_keys = {
       // Defaults: tuned for the README's 15-minute CPU run on Fashion-MNIST.
       {"train.batch_size", T::Int, "64", "examples per step"},
@@ -225,7 +228,10 @@ ModelEntry ddpm_entry() {
       {"model.heads", T::Int, "4", "attention heads"},
       {"model.dropout", T::Float, "0", "dropout in residual blocks"},
       {"model.scale_shift_norm", T::Bool, "true", "AdaGN conditioning (Nichol & Dhariwal 2021)"},
-      {"model.precision", T::String, "fp32", "network arithmetic: fp32, or bf16 autocast (CPU)",
+      {"model.precision",
+       T::String,
+       "fp32",
+       "network arithmetic: fp32, or bf16 autocast (CPU)",
        {"fp32", "bf16"}},
       {"model.conditional", T::Bool, "true", "class-conditional (needs labelled data)"},
       {"model.mlp_hidden", T::Int, "256", "2-D toys: MLP width"},
@@ -237,7 +243,11 @@ ModelEntry ddpm_entry() {
       {"sample.sampler", T::String, "ddim", "default sampler", {"ddpm", "ddim"}},
       {"sample.steps", T::Int, "50", "default sampler steps"},
       {"sample.eta", T::Float, "0", "DDIM eta (0 = deterministic)"},
-      {"sample.spacing", T::String, "trailing", "timestep respacing", {"linspace", "leading", "trailing"}},
+      {"sample.spacing",
+       T::String,
+       "trailing",
+       "timestep respacing",
+       {"linspace", "leading", "trailing"}},
       {"sample.variance", T::String, "beta_tilde", "DDPM variance", {"beta", "beta_tilde"}},
       {"sample.guidance", T::Float, "2.0", "classifier-free guidance scale (1 = none)"},
       {"sample.clip_x0", T::Bool, "true", "clip predicted x0 to [-1, 1] while sampling images"},

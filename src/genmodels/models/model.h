@@ -27,14 +27,14 @@ struct DataInfo {
 };
 
 struct SampleRequest {
-  int64_t n = 64;                  ///< number of samples
-  std::string sampler;             ///< "" = the model's default
-  int64_t steps = 0;               ///< sampler steps (0 = default)
-  double eta = 0.0;                ///< DDIM eta
-  std::string spacing;             ///< timestep spacing ("" = default)
-  std::string variance;            ///< DDPM variance: "beta" | "beta_tilde" ("" = default)
-  int64_t class_label = -1;        ///< -1: every class in turn (conditional models)
-  double guidance = -1;            ///< classifier-free guidance scale (-1 = default)
+  int64_t n = 64;            ///< number of samples
+  std::string sampler;       ///< "" = the model's default
+  int64_t steps = 0;         ///< sampler steps (0 = default)
+  double eta = 0.0;          ///< DDIM eta
+  std::string spacing;       ///< timestep spacing ("" = default)
+  std::string variance;      ///< DDPM variance: "beta" | "beta_tilde" ("" = default)
+  int64_t class_label = -1;  ///< -1: every class in turn (conditional models)
+  double guidance = -1;      ///< classifier-free guidance scale (-1 = default)
   uint64_t seed = 0;
   std::function<void(int64_t, int64_t)> progress;  ///< (done, total) per sampler step
 };
@@ -57,9 +57,9 @@ class Model {
 };
 
 struct ModelEntry {
-  std::string name;         ///< "ddpm"
-  std::string family;       ///< "diffusion"
-  std::string description;  ///< one line for `genmodels list`
+  std::string name;                    ///< "ddpm"
+  std::string family;                  ///< "diffusion"
+  std::string description;             ///< one line for `genmodels list`
   std::vector<ConfigKey> config_keys;  ///< model-specific keys (defaults = recommended setup)
   std::function<std::unique_ptr<Model>(const Config&, const DataInfo&)> create;
 };

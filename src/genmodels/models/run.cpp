@@ -71,7 +71,8 @@ std::string run_train(const TrainArgs& a) {
     const Json meta = train::read_checkpoint_meta(ckpt);
     entry = &find_model(meta.at("model").get<std::string>());
     if (!a.model.empty() && a.model != entry->name)
-      throw Error("--resume: " + run_dir + " is a '" + entry->name + "' run, not '" + a.model + "'");
+      throw Error("--resume: " + run_dir + " is a '" + entry->name + "' run, not '" + a.model +
+                  "'");
     config = config_of_run(meta, *entry, ckpt);
   } else {
     entry = &find_model(a.model);
@@ -79,7 +80,8 @@ std::string run_train(const TrainArgs& a) {
     if (!a.config_file.empty()) config.load_toml_file(a.config_file);
     if (run_dir.empty()) run_dir = "runs/" + entry->name + "-" + timestamp();
     if (fs::exists(train::checkpoint_path(run_dir)))
-      throw Error(run_dir + " already holds a run; continue it with --resume or choose another --out");
+      throw Error(run_dir +
+                  " already holds a run; continue it with --resume or choose another --out");
   }
   for (const auto& s : a.sets) config.set_assignment(s);
   if (a.data) config.set("data.name", *a.data, "--data");
@@ -141,7 +143,8 @@ std::string run_train(const TrainArgs& a) {
     text["model"] = entry->name;
     text["step"] = std::to_string(step);
     if (info.is_image())
-      io::write_png(path, io::make_grid(s.x, info.num_classes() > 0 ? info.num_classes() : 8), text);
+      io::write_png(path, io::make_grid(s.x, info.num_classes() > 0 ? info.num_classes() : 8),
+                    text);
     else
       io::write_png(path, scatter_image(s.x), text);
   };
@@ -194,7 +197,8 @@ std::string run_sample(const SampleArgs& a) {
   const auto t0 = std::chrono::steady_clock::now();
   SampleResult res = sample_run(a);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const std::string out = a.out.empty() ? (fs::is_directory(a.run) ? a.run + "/samples" : "samples") : a.out;
+  const std::string out =
+      a.out.empty() ? (fs::is_directory(a.run) ? a.run + "/samples" : "samples") : a.out;
   make_dirs(out);
   const std::string grid = out + "/grid.png";
   if (res.x.dim() == 4) {
@@ -221,7 +225,8 @@ std::string run_sample(const SampleArgs& a) {
   if (!a.npy.empty() && res.labels.defined()) {
     std::string labels_path = a.npy;
     const auto dot = labels_path.rfind(".npy");
-    labels_path = (dot == std::string::npos ? labels_path : labels_path.substr(0, dot)) + ".labels.npy";
+    labels_path =
+        (dot == std::string::npos ? labels_path : labels_path.substr(0, dot)) + ".labels.npy";
     io::write_npy(labels_path, res.labels);
   }
   if (!a.quiet)
@@ -237,7 +242,8 @@ std::string list_registry() {
   for (const auto& e : model_registry())
     out << "  " << e.name << "  [" << e.family << "]  " << e.description << "\n";
   out << "samplers:\n";
-  for (const auto& [name, doc] : sampling::sampler_names()) out << "  " << name << "  " << doc << "\n";
+  for (const auto& [name, doc] : sampling::sampler_names())
+    out << "  " << name << "  " << doc << "\n";
   out << "schedules:\n";
   for (const auto& name : diffusion::schedule_names()) out << "  " << name << "\n";
   out << "datasets:\n";

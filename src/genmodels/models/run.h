@@ -20,18 +20,18 @@ struct TrainArgs {
   std::optional<double> minutes;
   std::optional<uint64_t> seed;
   std::optional<std::string> device;
-  std::string out;                  ///< run directory ("" = runs/<model>-<time>)
-  bool resume = false;              ///< continue the run in `out` from its checkpoint
-  int threads = 0;                  ///< 0 = all cores
-  int64_t stop_at = 0;              ///< stop as if interrupted after this step (testing)
+  std::string out;      ///< run directory ("" = runs/<model>-<time>)
+  bool resume = false;  ///< continue the run in `out` from its checkpoint
+  int threads = 0;      ///< 0 = all cores
+  int64_t stop_at = 0;  ///< stop as if interrupted after this step (testing)
 };
 
 /// Trains and returns the run directory.
 std::string run_train(const TrainArgs& args);
 
 struct SampleArgs {
-  std::string run;          ///< run directory (or a checkpoint file)
-  std::string sampler;      ///< "" = the run's default
+  std::string run;      ///< run directory (or a checkpoint file)
+  std::string sampler;  ///< "" = the run's default
   int64_t steps = 0;
   double eta = 0;
   std::string spacing, variance;
@@ -39,14 +39,13 @@ struct SampleArgs {
   int64_t class_label = -1;
   double guidance = -1;
   uint64_t seed = 0;
-  std::string out;          ///< directory for grid.png ("" = RUN/samples)
-  std::string npy;          ///< write all samples as uint8 .npy ("" = none)
-  bool singles = false;     ///< also one PNG per sample
-  bool raw_weights = false; ///< use the raw weights instead of the EMA weights
+  std::string out;           ///< directory for grid.png ("" = RUN/samples)
+  std::string npy;           ///< write all samples as uint8 .npy ("" = none)
+  bool singles = false;      ///< also one PNG per sample
+  bool raw_weights = false;  ///< use the raw weights instead of the EMA weights
   int threads = 0;
   bool quiet = false;
 };
-
 
 /// Loads a run and draws samples (no files written).
 SampleResult sample_run(const SampleArgs& args);

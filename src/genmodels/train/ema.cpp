@@ -7,7 +7,8 @@
 namespace gm::train {
 
 Ema::Ema(torch::nn::Module& module, double decay, bool warmup) : decay_(decay), warmup_(warmup) {
-  if (decay < 0 || decay >= 1) throw Error("train.ema_decay must be in [0, 1), got " + std::to_string(decay));
+  if (decay < 0 || decay >= 1)
+    throw Error("train.ema_decay must be in [0, 1), got " + std::to_string(decay));
   torch::NoGradGuard no_grad;
   for (const auto& p : module.named_parameters()) {
     names_.push_back(p.key());

@@ -113,21 +113,24 @@ std::string checkpoint_path(const std::string& run_dir) { return run_dir + "/che
 
 Trainer::Trainer(torch::nn::Module& module, TrainerOptions options, data::Batcher batcher,
                  std::string run_dir, Json meta)
-    : module_(module), options_(std::move(options)), batcher_(std::move(batcher)),
-      run_dir_(std::move(run_dir)), meta_(std::move(meta)) {
+    : module_(module),
+      options_(std::move(options)),
+      batcher_(std::move(batcher)),
+      run_dir_(std::move(run_dir)),
+      meta_(std::move(meta)) {
   auto params = module_.parameters();
   if (options_.optimizer == "adamw") {
-    optimizer_ = std::make_unique<torch::optim::AdamW>(
-        params, torch::optim::AdamWOptions(options_.lr.lr)
-                    .betas({options_.beta1, options_.beta2})
-                    .eps(options_.eps)
-                    .weight_decay(options_.weight_decay));
+    optimizer_ =
+        std::make_unique<torch::optim::AdamW>(params, torch::optim::AdamWOptions(options_.lr.lr)
+                                                          .betas({options_.beta1, options_.beta2})
+                                                          .eps(options_.eps)
+                                                          .weight_decay(options_.weight_decay));
   } else {
-    optimizer_ = std::make_unique<torch::optim::Adam>(
-        params, torch::optim::AdamOptions(options_.lr.lr)
-                    .betas({options_.beta1, options_.beta2})
-                    .eps(options_.eps)
-                    .weight_decay(options_.weight_decay));
+    optimizer_ =
+        std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(options_.lr.lr)
+                                                         .betas({options_.beta1, options_.beta2})
+                                                         .eps(options_.eps)
+                                                         .weight_decay(options_.weight_decay));
   }
   ema_ = std::make_unique<Ema>(module_, options_.ema_decay, options_.ema_warmup);
   make_dirs(run_dir_);

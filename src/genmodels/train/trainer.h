@@ -21,19 +21,19 @@ namespace gm::train {
 std::vector<ConfigKey> trainer_config_keys();
 
 struct TrainerOptions {
-  int64_t steps = 0;            ///< optimizer steps in the budget (0 = use minutes)
-  double minutes = 0;           ///< wall-clock budget (0 = use steps); both set: whichever ends first
-  int64_t batch_size = 128;     ///< examples per step
+  int64_t steps = 0;         ///< optimizer steps in the budget (0 = use minutes)
+  double minutes = 0;        ///< wall-clock budget (0 = use steps); both set: whichever ends first
+  int64_t batch_size = 128;  ///< examples per step
   std::string optimizer = "adam";  ///< "adam" | "adamw"
   double beta1 = 0.9, beta2 = 0.999, weight_decay = 0.0, eps = 1e-8;
-  LrSchedule lr;                ///< peak LR, warm-up, constant/cosine
-  double grad_clip = 1.0;       ///< max global gradient norm (0 = off)
-  double ema_decay = 0.999;     ///< EMA decay (0 = EMA equals the weights)
-  bool ema_warmup = true;       ///< decay min(d, (1+n)/(10+n))
-  int64_t log_every = 50;       ///< steps between metrics.jsonl records
-  int64_t sample_every = 0;     ///< steps between preview grids (0 = only at the end)
+  LrSchedule lr;                    ///< peak LR, warm-up, constant/cosine
+  double grad_clip = 1.0;           ///< max global gradient norm (0 = off)
+  double ema_decay = 0.999;         ///< EMA decay (0 = EMA equals the weights)
+  bool ema_warmup = true;           ///< decay min(d, (1+n)/(10+n))
+  int64_t log_every = 50;           ///< steps between metrics.jsonl records
+  int64_t sample_every = 0;         ///< steps between preview grids (0 = only at the end)
   int64_t checkpoint_every = 1000;  ///< steps between checkpoints (always one at the end)
-  int64_t stop_at = 0;          ///< behave as if interrupted after this step (tests of resume)
+  int64_t stop_at = 0;              ///< behave as if interrupted after this step (tests of resume)
   std::string device = "cpu";
 };
 TrainerOptions trainer_options_from(const Config& config);
