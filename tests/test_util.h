@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <string>
 
+#include "genmodels/core/error.h"
+
 namespace gm::test {
 
 /// A fresh directory under the system temp dir, named after the running test, removed at scope end.
@@ -24,5 +26,16 @@ struct TempDir {
   TempDir& operator=(const TempDir&) = delete;
   std::string file(const std::string& name) const { return (path / name).string(); }
 };
+
+/// The message of the gm::Error `f` throws, or "<no gm::Error>".
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const gm::Error& e) {
+    return e.what();
+  }
+  return "<no gm::Error>";
+}
 
 }  // namespace gm::test

@@ -17,16 +17,6 @@ struct TempDir : gm::test::TempDir {
   TempDir() : gm::test::TempDir("gm_data_folder") {}
 };
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const gm::Error& e) {
-    return e.what();
-  }
-  return "<no gm::Error>";
-}
-
 void write_solid(const std::string& path, int64_t h, int64_t w, int64_t c, int value) {
   fs::create_directories(fs::path(path).parent_path());
   gm::io::write_png(path, torch::full({h, w, c}, value, torch::kUInt8));
@@ -83,30 +73,31 @@ TEST(Folder, CenterCropKeepsMiddle) {
 TEST(Folder, Errors) {
   TempDir dir;
   fs::create_directories(dir.file("empty/sub"));
-  std::string msg = error_of([&] { gm::data::load_dataset("folder:" + dir.file("empty")); });
+  std::string msg =
+      gm::test::error_of([&] { gm::data::load_dataset("folder:" + dir.file("empty")); });
   EXPECT_NE(msg.find(dir.file("empty")), std::string::npos) << msg;
   EXPECT_NE(msg.find("no PNG/JPEG"), std::string::npos) << msg;
 
-  msg = error_of([&] { gm::data::load_dataset("folder:" + dir.file("absent")); });
+  msg = gm::test::error_of([&] { gm::data::load_dataset("folder:" + dir.file("absent")); });
   EXPECT_NE(msg.find(dir.file("absent")), std::string::npos) << msg;
 
   write_solid(dir.file("zero/a/ok.png"), 4, 4, 3, 1);
   std::ofstream(dir.file("zero/a/zero.png")).close();
-  msg = error_of([&] { gm::data::load_dataset("folder:" + dir.file("zero")); });
+  msg = gm::test::error_of([&] { gm::data::load_dataset("folder:" + dir.file("zero")); });
   EXPECT_NE(msg.find(dir.file("zero/a/zero.png")), std::string::npos) << msg;
   EXPECT_NE(msg.find("0 bytes"), std::string::npos) << msg;
 
   write_solid(dir.file("bad/a/ok.png"), 4, 4, 3, 1);
   fs::create_directories(dir.file("bad/b"));
   std::ofstream(dir.file("bad/b/broken.jpg")) << "JFIF? no, just garbage bytes";
-  msg = error_of([&] { gm::data::load_dataset("folder:" + dir.file("bad")); });
+  msg = gm::test::error_of([&] { gm::data::load_dataset("folder:" + dir.file("bad")); });
   EXPECT_NE(msg.find(dir.file("bad/b/broken.jpg")), std::string::npos) << msg;
   EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
 
   // A PNG cut short is corrupt too.
   write_solid(dir.file("cut/a.png"), 32, 32, 3, 7);
   fs::resize_file(dir.file("cut/a.png"), 40);
-  msg = error_of([&] { gm::data::load_dataset("folder:" + dir.file("cut")); });
+  msg = gm::test::error_of([&] { gm::data::load_dataset("folder:" + dir.file("cut")); });
   EXPECT_NE(msg.find(dir.file("cut/a.png")), std::string::npos) << msg;
 }
 

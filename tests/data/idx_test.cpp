@@ -46,16 +46,6 @@ void write_gz(const std::string& path, const std::string& bytes) {
   gzclose(f);
 }
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const gm::Error& e) {
-    return e.what();
-  }
-  return "<no gm::Error>";
-}
-
 void expect_counting(const torch::Tensor& t, std::vector<int64_t> shape) {
   ASSERT_EQ(t.scalar_type(), torch::kUInt8);
   ASSERT_EQ(t.sizes(), shape);
@@ -80,7 +70,7 @@ TEST(Idx, BadMagic) {
   TempDir dir;
   const std::string path = dir.file("bad");
   write_raw(path, std::string("\x12\x34\x56\x78", 4) + counting(20));
-  const std::string msg = error_of([&] { gm::data::read_idx(path); });
+  const std::string msg = gm::test::error_of([&] { gm::data::read_idx(path); });
   EXPECT_NE(msg.find(path), std::string::npos) << msg;
   EXPECT_NE(msg.find("0x12345678"), std::string::npos) << msg;
   EXPECT_NE(msg.find("0x00000801"), std::string::npos) << msg;
@@ -91,7 +81,7 @@ TEST(Idx, UnsupportedDtype) {
   TempDir dir;
   const std::string path = dir.file("floats");
   write_raw(path, idx_bytes({2}, std::string(8, '\0'), 0x0D));
-  const std::string msg = error_of([&] { gm::data::read_idx(path); });
+  const std::string msg = gm::test::error_of([&] { gm::data::read_idx(path); });
   EXPECT_NE(msg.find("dtype"), std::string::npos) << msg;
   EXPECT_NE(msg.find(path), std::string::npos) << msg;
 }
@@ -103,7 +93,7 @@ TEST(Idx, Truncated) {
   write_raw(dir.file("t"), bytes);
   write_gz(dir.file("t.gz"), bytes);
   for (const std::string& path : {dir.file("t"), dir.file("t.gz")}) {
-    const std::string msg = error_of([&] { gm::data::read_idx(path); });
+    const std::string msg = gm::test::error_of([&] { gm::data::read_idx(path); });
     EXPECT_NE(msg.find("truncated"), std::string::npos) << msg;
     EXPECT_NE(msg.find("expected 40"), std::string::npos) << msg;
     EXPECT_NE(msg.find("got 12"), std::string::npos) << msg;
@@ -118,11 +108,11 @@ TEST(Idx, Truncated) {
 TEST(Idx, MissingFile) {
   TempDir dir;
   const std::string path = dir.file("nope-idx3-ubyte");
-  std::string msg = error_of([&] { gm::data::read_idx(path); });
+  std::string msg = gm::test::error_of([&] { gm::data::read_idx(path); });
   EXPECT_NE(msg.find(path), std::string::npos) << msg;
   EXPECT_NE(msg.find("does not exist"), std::string::npos) << msg;
-  msg =
-      error_of([] { gm::data::read_idx("/usr/share/datasets/fashion-mnist/nope-idx3-ubyte.gz"); });
+  msg = gm::test::error_of(
+      [] { gm::data::read_idx("/usr/share/datasets/fashion-mnist/nope-idx3-ubyte.gz"); });
   EXPECT_NE(msg.find("apt-get install dataset-fashion-mnist"), std::string::npos) << msg;
 }
 
@@ -142,7 +132,8 @@ TEST(Idx, MnistSplitAndCountMismatch) {
 
   write_raw(dir.file("t10k-images-idx3-ubyte"), idx_bytes({3, 28, 28}, counting(3 * 784)));
   write_raw(dir.file("t10k-labels-idx1-ubyte"), idx_bytes({5}, counting(5)));
-  const std::string msg = error_of([&] { gm::data::load_mnist_split(dir.path.string(), "test"); });
+  const std::string msg =
+      gm::test::error_of([&] { gm::data::load_mnist_split(dir.path.string(), "test"); });
   EXPECT_NE(msg.find("t10k-images-idx3-ubyte"), std::string::npos) << msg;
   EXPECT_NE(msg.find("t10k-labels-idx1-ubyte"), std::string::npos) << msg;
   EXPECT_NE(msg.find("3 images"), std::string::npos) << msg;
@@ -188,7 +179,7 @@ TEST(FashionMnist, LoadsRealDataset) {
 }
 
 TEST(Dataset, UnknownSpecListsValidOnes) {
-  const std::string msg = error_of([] { gm::data::load_dataset("cifar10"); });
+  const std::string msg = gm::test::error_of([] { gm::data::load_dataset("cifar10"); });
   EXPECT_NE(msg.find("cifar10"), std::string::npos) << msg;
   EXPECT_NE(msg.find("fashion-mnist"), std::string::npos) << msg;
   EXPECT_NE(msg.find("folder:DIR"), std::string::npos) << msg;

@@ -24,16 +24,6 @@ torch::Tensor random_pixels(std::vector<int64_t> shape, uint64_t seed) {
   return torch::randint(0, 256, shape, g, torch::kLong).to(torch::kUInt8);
 }
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const gm::Error& e) {
-    return e.what();
-  }
-  return "<no gm::Error>";
-}
-
 TEST(Image, ToUint8RoundsAndClamps) {
   torch::Tensor x = torch::tensor({-1.0f, 1.0f, 0.0f, 2.0f, -3.0f, 0.5f}).view({1, 1, 2, 3});
   torch::Tensor u = gm::io::to_uint8(x);
@@ -57,7 +47,7 @@ TEST(Image, Uint8RoundTrip) {
 }
 
 TEST(Image, ToUint8RejectsBadShape) {
-  EXPECT_NE(error_of([] {
+  EXPECT_NE(gm::test::error_of([] {
               gm::io::to_uint8(torch::zeros({2, 2, 4, 4}));
             }).find("C = 1 or 3"),
             std::string::npos);
@@ -130,7 +120,7 @@ TEST(Png, ReadTextOfNonPngNamesFile) {
   TempDir dir;
   const std::string path = dir.file("not.png");
   std::ofstream(path) << "hello";
-  const std::string msg = error_of([&] { gm::io::read_png_text(path); });
+  const std::string msg = gm::test::error_of([&] { gm::io::read_png_text(path); });
   EXPECT_NE(msg.find(path), std::string::npos) << msg;
   EXPECT_NE(msg.find("not a PNG"), std::string::npos) << msg;
 }
@@ -162,19 +152,19 @@ TEST(ReadImage, ChannelConversion) {
 TEST(ReadImage, ErrorsNameTheFile) {
   TempDir dir;
   const std::string missing = dir.file("missing.png");
-  std::string msg = error_of([&] { gm::io::read_image(missing); });
+  std::string msg = gm::test::error_of([&] { gm::io::read_image(missing); });
   EXPECT_NE(msg.find(missing), std::string::npos) << msg;
   EXPECT_NE(msg.find("does not exist"), std::string::npos) << msg;
 
   const std::string empty = dir.file("empty.png");
   std::ofstream(empty).close();
-  msg = error_of([&] { gm::io::read_image(empty); });
+  msg = gm::test::error_of([&] { gm::io::read_image(empty); });
   EXPECT_NE(msg.find(empty), std::string::npos) << msg;
   EXPECT_NE(msg.find("0 bytes"), std::string::npos) << msg;
 
   const std::string corrupt = dir.file("corrupt.jpg");
   std::ofstream(corrupt) << "definitely not an image";
-  msg = error_of([&] { gm::io::read_image(corrupt); });
+  msg = gm::test::error_of([&] { gm::io::read_image(corrupt); });
   EXPECT_NE(msg.find(corrupt), std::string::npos) << msg;
   EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
 }
