@@ -64,6 +64,7 @@ int run(int argc, char** argv) {
   sample->add_option("--npy", sa.npy, "also write all samples to this .npy (uint8 N x H x W)");
   sample->add_flag("--singles", sa.singles, "also write one PNG per sample");
   sample->add_flag("--raw-weights", sa.raw_weights, "use raw instead of EMA weights");
+  sample->add_option("--precision", sa.precision, "fp32 or bf16 (CPU autocast; ~1.4x faster)");
   sample->add_option("--threads", sa.threads, "CPU threads (0 = all cores)");
 
   // eval
@@ -82,6 +83,7 @@ int run(int argc, char** argv) {
   eval->add_option("--sampler", eval_sample.sampler, "sampler for a run target");
   eval->add_option("--steps", eval_sample.steps, "sampler steps for a run target");
   eval->add_option("--guidance", eval_sample.guidance, "guidance for a run target");
+  eval->add_option("--precision", eval_sample.precision, "fp32 or bf16 for a run target");
   eval->add_option("--threads", eval_threads, "CPU threads (0 = all cores)");
   eval->add_flag("--train-evaluator", train_evaluator,
                  "(re)train the Fashion-MNIST evaluator network into the cache");

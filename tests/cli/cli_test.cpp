@@ -102,6 +102,17 @@ TEST(Cli, ToyRunWritesEverything) {
   torch::Tensor pts = gm::io::read_npy(run + "/pts.npy");
   EXPECT_EQ(pts.sizes(), (std::vector<int64_t>{200, 2}));
   EXPECT_TRUE(torch::isfinite(pts).all().item<bool>());
+
+  // bf16 autocast sampling of an fp32 run: same shape, finite, close to the fp32 samples.
+  Result b = cli("sample " + run + " --steps 10 --n 200 --seed 4 --precision bf16 --npy " + run +
+                 "/pts16.npy --out " + run + "/out16");
+  ASSERT_EQ(b.status, 0) << b.err;
+  torch::Tensor pts16 = gm::io::read_npy(run + "/pts16.npy");
+  EXPECT_TRUE(torch::isfinite(pts16).all().item<bool>());
+  EXPECT_LT((pts16 - pts).abs().mean().item<double>(), 0.1);
+  Result bad = cli("sample " + run + " --precision fp16");
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_NE(bad.err.find("fp32, bf16"), std::string::npos) << bad.err;
 }
 
 TEST(Cli, SigintSavesCheckpointAndResumes) {

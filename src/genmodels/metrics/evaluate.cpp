@@ -210,8 +210,8 @@ torch::Tensor load_samples(const std::string& path) {
 std::string format_table(const Json& result) {
   std::ostringstream out;
   char line[160];
-  std::snprintf(line, sizeof(line), "%-18s %14s %12s\n", "metric", "value", "+-");
-  out << line << std::string(46, '-') << "\n";
+  std::snprintf(line, sizeof(line), "%-24s %14s %12s\n", "metric", "value", "+-");
+  out << line << std::string(52, '-') << "\n";
   if (!result.contains("metrics")) return out.str();
   for (const auto& [name, v] : result["metrics"].items()) {
     if (name == "class_histogram") continue;
@@ -222,11 +222,11 @@ std::string format_table(const Json& result) {
       std::snprintf(b, sizeof(b), "%.6g", v["std"].get<double>());
       err = b;
     }
-    std::snprintf(line, sizeof(line), "%-18s %14.6g %12s\n", name.c_str(), v["value"].get<double>(),
+    std::snprintf(line, sizeof(line), "%-24s %14.6g %12s\n", name.c_str(), v["value"].get<double>(),
                   err.c_str());
     out << line;
     if (v.contains("normalised")) {
-      std::snprintf(line, sizeof(line), "%-18s %14.6g %12s\n", (name + " / log 10").c_str(),
+      std::snprintf(line, sizeof(line), "%-24s %14.6g %12s\n", (name + " / log 10").c_str(),
                     v["normalised"].get<double>(), "");
       out << line;
     }

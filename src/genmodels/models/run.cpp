@@ -160,6 +160,8 @@ SampleResult sample_run(const SampleArgs& a) {
   const ModelEntry& entry = find_model(meta.at("model").get<std::string>());
   Config config = config_of_run(meta, entry, ckpt);
   config.set("device", "cpu", "sample");
+  if (!a.precision.empty() && config.has("model.precision"))
+    config.set("model.precision", a.precision, "--precision");
   const DataInfo info = DataInfo::from_json(meta.at("data"));
   std::unique_ptr<Model> model = entry.create(config, info);
   train::load_checkpoint_weights(ckpt, model->module(), !a.raw_weights);

@@ -43,6 +43,7 @@ struct SampleArgs {
   std::string npy;           ///< write all samples as uint8 .npy ("" = none)
   bool singles = false;      ///< also one PNG per sample
   bool raw_weights = false;  ///< use the raw weights instead of the EMA weights
+  std::string precision;     ///< "fp32" | "bf16" network arithmetic ("" = the run's)
   int threads = 0;
   bool quiet = false;
 };
