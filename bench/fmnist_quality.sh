@@ -10,7 +10,7 @@ MINUTES=${MINUTES:-60}
 N=${N:-10000}
 STEPS=${STEPS:-50}
 RUN=${RUN:-runs/fmnist-quality-${MINUTES}m}
-GM=build/genmodels
+GM=${GM:-build/genmodels}
 mkdir -p bench/results
 if [ ! -f "$RUN/checkpoint.pt" ]; then
   $GM train ddpm --data fashion-mnist --minutes "$MINUTES" --out "$RUN" "$@"

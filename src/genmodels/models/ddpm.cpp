@@ -249,7 +249,8 @@ ModelEntry ddpm_entry() {
        "timestep respacing",
        {"linspace", "leading", "trailing"}},
       {"sample.variance", T::String, "beta_tilde", "DDPM variance", {"beta", "beta_tilde"}},
-      {"sample.guidance", T::Float, "2.0", "classifier-free guidance scale (1 = none)"},
+      {"sample.guidance", T::Float, "1.0",
+       "classifier-free guidance scale (1 = none; 2 sharpens classes but raises FID)"},
       {"sample.clip_x0", T::Bool, "true", "clip predicted x0 to [-1, 1] while sampling images"},
   };
   e.create = [](const Config& c, const DataInfo& info) -> std::unique_ptr<Model> {
