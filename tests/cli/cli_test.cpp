@@ -130,3 +130,35 @@ TEST(Cli, SigintSavesCheckpointAndResumes) {
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.err.find("resumed at step"), std::string::npos) << r.err;
 }
+
+TEST(Cli, ClassicFitSampleAndErrors) {
+  const std::string run = fresh("bnb");
+  Result t = cli("train bnb --data fashion-mnist --out " + run);
+  ASSERT_EQ(t.status, 0) << t.err;
+  for (const char* key :
+       {"test_accuracy", "test_bits_per_binary_dim", "fit_seconds", "predict_seconds"})
+    EXPECT_NE(t.out.find(key), std::string::npos) << key << " in: " << t.out;
+  EXPECT_TRUE(fs::exists(run + "/report.json"));
+  const std::string out = fresh("bnb_samples");
+  Result s = cli("sample " + run + " --class 7 --n 8 --out " + out + " --npy " + out + "/s.npy");
+  ASSERT_EQ(s.status, 0) << s.err;
+  EXPECT_TRUE(fs::exists(out + "/grid.png"));
+  torch::Tensor labels = gm::io::read_npy(out + "/s.labels.npy");
+  EXPECT_TRUE(torch::equal(labels, torch::full({8}, 7, torch::kInt64)));
+
+  const std::string none = fresh("classic_none");
+  expect_error("train lda --data moons --out " + none, "needs labelled data");
+  expect_error("train lda --data fashion-mnist --set model.shrinkage=lots --out " + none,
+               "model.shrinkage");
+  expect_error("train gnb --data fashion-mnist --set model.priors=0.5,0.5 --out " + none,
+               "2 values for 10");
+  expect_error(
+      "train lda --data fashion-mnist --set model.shrinkage=none "
+      "--set model.dequantize=false --set data.limit=2000 --out " +
+          none,
+      "singular");
+  expect_error("train lda --data fashion-mnist --set data.limit=5 --out " + none,
+               "has no training examples");
+  EXPECT_FALSE(fs::exists(none));  // a failed fit leaves no run directory
+  expect_error("sample " + run + " --class 12", "--class 12");
+}

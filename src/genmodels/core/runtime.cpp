@@ -24,6 +24,14 @@ void tune_allocator() {
   (void)done;
 }
 
+namespace {
+void set_openblas_threads(int n) {
+  using SetThreadsFn = void (*)(int);
+  if (auto fn = reinterpret_cast<SetThreadsFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
+    fn(n);
+}
+}  // namespace
+
 int set_threads(int threads) {
   tune_allocator();
   if (threads < 0)
@@ -34,11 +42,18 @@ int set_threads(int threads) {
   // LibTorch's OpenMP threads it oversubscribes the cores and makes steps randomly 10-30x slower
   // (measured by bench/unet_bench). LibTorch parallelises around BLAS, so BLAS runs
   // single-threaded.
-  using SetThreadsFn = void (*)(int);
-  if (auto fn = reinterpret_cast<SetThreadsFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
-    fn(1);
+  set_openblas_threads(1);
   return torch::get_num_threads();
 }
+
+BlasThreadsScope::BlasThreadsScope(int threads) {
+  using GetThreadsFn = int (*)();
+  if (auto fn = reinterpret_cast<GetThreadsFn>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads")))
+    previous_ = fn();
+  set_openblas_threads(threads > 0 ? threads : torch::get_num_threads());
+}
+
+BlasThreadsScope::~BlasThreadsScope() { set_openblas_threads(previous_); }
 
 std::string blas_name() {
   using ConfigFn = char* (*)();

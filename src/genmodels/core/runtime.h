@@ -9,6 +9,20 @@ namespace gm {
 /// the allocator, and returns the thread count in use.
 int set_threads(int threads);
 
+/// Multi-threaded BLAS for the lifetime of the scope (0 = LibTorch's thread count), for code that
+/// spends its time inside large BLAS/LAPACK calls and runs no LibTorch kernels in parallel with
+/// them (closed-form fits). Restores single-threaded BLAS afterwards. No-op for non-OpenBLAS.
+class BlasThreadsScope {
+ public:
+  explicit BlasThreadsScope(int threads = 0);
+  ~BlasThreadsScope();
+  BlasThreadsScope(const BlasThreadsScope&) = delete;
+  BlasThreadsScope& operator=(const BlasThreadsScope&) = delete;
+
+ private:
+  int previous_ = 1;
+};
+
 /// Keeps freed memory in the process heap instead of returning it to the OS after each tensor
 /// (called by set_threads; idempotent).
 void tune_allocator();

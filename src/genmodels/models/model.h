@@ -12,6 +12,7 @@
 
 #include "genmodels/core/config.h"
 #include "genmodels/core/json.h"
+#include "genmodels/data/dataset.h"
 
 namespace gm {
 
@@ -54,6 +55,13 @@ class Model {
   virtual torch::Tensor loss(const torch::Tensor& x, const torch::Tensor& y) = 0;
   /// Draws samples (call under the weights you want, e.g. EMA).
   virtual SampleResult sample(const SampleRequest& request) = 0;
+
+  /// Closed-form models (GDA, naive Bayes) are fitted in one call instead of by gradient steps:
+  /// `genmodels train` then calls fit() and skips the trainer.
+  virtual bool closed_form() const { return false; }
+  /// Fits on `train`, scores `test`; returns the report that `genmodels train` prints and saves
+  /// (accuracy, bits/dim, fit and predict seconds, ...). Randomness only from `seed`.
+  virtual Json fit(const data::Dataset& train, const data::Dataset& test, uint64_t seed);
 };
 
 struct ModelEntry {

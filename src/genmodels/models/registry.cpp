@@ -1,4 +1,5 @@
 #include "genmodels/core/error.h"
+#include "genmodels/models/classic.h"
 #include "genmodels/models/ddpm.h"
 #include "genmodels/models/model.h"
 #include "genmodels/train/trainer.h"
@@ -18,8 +19,16 @@ DataInfo DataInfo::from_json(const Json& j) {
 }
 
 const std::vector<ModelEntry>& model_registry() {
-  static const std::vector<ModelEntry> entries = {ddpm_entry()};
+  static const std::vector<ModelEntry> entries = [] {
+    std::vector<ModelEntry> e = {ddpm_entry()};
+    for (auto& c : classic_entries()) e.push_back(std::move(c));
+    return e;
+  }();
   return entries;
+}
+
+Json Model::fit(const data::Dataset&, const data::Dataset&, uint64_t) {
+  throw Error("this model is trained by gradient steps, not fitted in closed form");
 }
 
 const ModelEntry& find_model(const std::string& name) {

@@ -56,6 +56,63 @@ std::string checkpoint_of(const std::string& run) {
   throw Error("run '" + run + "' does not exist (give a run directory made by `genmodels train`)");
 }
 
+// "key  value" lines of a fit report, numbers with 4 significant digits.
+std::string format_report(const Json& report) {
+  std::ostringstream out;
+  for (const auto& [key, value] : report.items()) {
+    out << "  " << key << std::string(key.size() < 30 ? 30 - key.size() : 1, ' ');
+    if (value.is_number_float()) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.4g", value.get<double>());
+      out << buf;
+    } else {
+      out << (value.is_string() ? value.get<std::string>() : value.dump());
+    }
+    out << "\n";
+  }
+  return out.str();
+}
+
+// Closed-form models: fit once on the training split, score the test split, save the run.
+std::string fit_closed_form(const ModelEntry& entry, Model& model, const Config& config,
+                            const data::Dataset& train, const DataInfo& info,
+                            const std::string& run_dir, const TrainArgs& a) {
+  if (a.resume)
+    throw Error("--resume: " + entry.name +
+                " is fitted in closed form; there is nothing to resume");
+  data::DataOptions dopts;
+  dopts.split = "test";
+  dopts.image_size = config.get_int("data.image_size");
+  dopts.channels = config.get_int("data.channels");
+  const uint64_t seed = static_cast<uint64_t>(config.get_int("seed"));
+  dopts.seed = seed;
+  const data::Dataset test = data::load_dataset(config.get_string("data.name"), dopts);
+  const Json report = model.fit(train, test, seed);  // a failed fit leaves no run behind
+  std::cerr << "genmodels: fitted " << entry.name << " on " << info.dataset << " (" << train.size()
+            << " examples, " << test.size() << " test); run " << run_dir << "\n";
+  make_dirs(run_dir);
+  write_file_atomic(run_dir + "/config.toml", config.to_toml());
+  const Json meta = {{"model", entry.name},
+                     {"config_toml", config.to_toml()},
+                     {"data", info.to_json()},
+                     {"format", 1}};
+  train::save_weights(train::checkpoint_path(run_dir), model.module(), meta);
+  write_file_atomic(run_dir + "/report.json", report.dump(1) + "\n");
+  // A first look at the density: one column per class.
+  SampleRequest req;
+  req.n = info.num_classes() > 0 ? 6 * info.num_classes() : 2000;
+  req.seed = seed;
+  SampleResult s = model.sample(req);
+  s.params["model"] = entry.name;
+  make_dirs(run_dir + "/samples");
+  if (info.is_image())
+    io::write_png(run_dir + "/samples/fit.png", io::make_grid(s.x, info.num_classes()), s.params);
+  else
+    io::write_png(run_dir + "/samples/fit.png", scatter_image(s.x), s.params);
+  std::cout << format_report(report);
+  return run_dir;
+}
+
 }  // namespace
 
 std::string run_train(const TrainArgs& a) {
@@ -91,9 +148,6 @@ std::string run_train(const TrainArgs& a) {
   if (a.device) config.set("device", *a.device, "--device");
   check_device(config.get_string("device"));
 
-  train::TrainerOptions topts = train::trainer_options_from(config);
-  topts.device = config.get_string("device");
-  topts.stop_at = a.stop_at;
   const uint64_t seed = static_cast<uint64_t>(config.get_int("seed"));
   seed_everything(seed);
 
@@ -108,11 +162,15 @@ std::string run_train(const TrainArgs& a) {
   info.dataset = config.get_string("data.name");
   for (int64_t d = 1; d < ds.x.dim(); ++d) info.shape.push_back(ds.x.size(d));
   info.class_names = ds.class_names;
+  std::unique_ptr<Model> model = entry->create(config, info);
+  if (model->closed_form()) return fit_closed_form(*entry, *model, config, ds, info, run_dir, a);
+  train::TrainerOptions topts = train::trainer_options_from(config);
+  topts.device = config.get_string("device");
+  topts.stop_at = a.stop_at;
   if (ds.size() < topts.batch_size)
     throw Error("data " + info.dataset + " has " + std::to_string(ds.size()) +
                 " examples, fewer than train.batch_size = " + std::to_string(topts.batch_size));
 
-  std::unique_ptr<Model> model = entry->create(config, info);
   int64_t n_params = 0;
   for (const auto& p : model->module().parameters()) n_params += p.numel();
 

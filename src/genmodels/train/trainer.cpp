@@ -156,6 +156,14 @@ void Trainer::save_checkpoint(const std::string& path) const {
   write_file_atomic(path, [&](std::ostream& out) { archive.save_to(out); });
 }
 
+void save_weights(const std::string& path, torch::nn::Module& module, const Json& meta) {
+  torch::serialize::OutputArchive archive, model_ar;
+  module.save(model_ar);
+  archive.write("model", model_ar);
+  archive.write("meta", c10::IValue(meta.dump()));
+  write_file_atomic(path, [&](std::ostream& out) { archive.save_to(out); });
+}
+
 namespace {
 torch::serialize::InputArchive open_checkpoint(const std::string& path) {
   if (!std::filesystem::exists(path))

@@ -89,6 +89,9 @@ class Trainer {
 std::string checkpoint_path(const std::string& run_dir);
 /// Reads the `meta` JSON stored in a checkpoint; errors name the file and suggest a fix.
 Json read_checkpoint_meta(const std::string& path);
+/// Writes a weights-only checkpoint (model + meta) atomically, for models fitted in closed form;
+/// read_checkpoint_meta and load_checkpoint_weights read it like a trainer checkpoint.
+void save_weights(const std::string& path, torch::nn::Module& module, const Json& meta);
 /// Loads the model weights (EMA weights when `ema` and present) from a checkpoint into `module`.
 void load_checkpoint_weights(const std::string& path, torch::nn::Module& module, bool ema);
 
