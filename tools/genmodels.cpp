@@ -1,6 +1,7 @@
 // The genmodels command-line program: parses arguments and calls the library (models/run.h,
 // metrics/evaluate.h). Every error is one line on stderr and exit status 2.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 
@@ -59,6 +60,7 @@ int run(int argc, char** argv) {
   sample->add_option("--n", sa.n, "number of samples");
   sample->add_option("--class", sa.class_label, "class to draw (default: every class in turn)");
   sample->add_option("--guidance", sa.guidance, "classifier-free guidance scale (1 = none)");
+  sample->add_option("--temperature", sa.temperature, "flows: latent temperature (Glow: 0.7)");
   sample->add_option("--seed", sa.seed, "random seed");
   sample->add_option("--out", sa.out, "output directory for grid.png (default RUN/samples)");
   sample->add_option("--npy", sa.npy, "also write all samples to this .npy (uint8 N x H x W)");
@@ -76,13 +78,17 @@ int run(int argc, char** argv) {
   gm::SampleArgs eval_sample;
   auto* eval = app.add_subcommand("eval", "score samples: a run directory, a .npy or a PNG folder");
   eval->add_option("target", eval_target, "RUN directory, FILE.npy or DIR of PNGs");
-  eval->add_option("--metrics", metrics_list, "comma list of fid,kid,pr,acc,is");
+  eval->add_option("--metrics", metrics_list,
+                   "comma list of fid,kid,pr,acc,is and, for runs of density models, nll");
+  int64_t eval_k = 0;
+  eval->add_option("--k", eval_k, "importance samples for nll (0 = the model's default)");
   eval->add_option("--n", eval_n, "samples to draw from a run / use from a file");
   eval->add_option("--seed", eval_seed, "seed for sampling and metric subsets");
   eval->add_option("--json", json_out, "write the result JSON here (default beside the target)");
   eval->add_option("--sampler", eval_sample.sampler, "sampler for a run target");
   eval->add_option("--steps", eval_sample.steps, "sampler steps for a run target");
   eval->add_option("--guidance", eval_sample.guidance, "guidance for a run target");
+  eval->add_option("--temperature", eval_sample.temperature, "flow temperature for a run target");
   eval->add_option("--precision", eval_sample.precision, "fp32 or bf16 for a run target");
   eval->add_option("--threads", eval_threads, "CPU threads (0 = all cores)");
   eval->add_flag("--train-evaluator", train_evaluator,
@@ -124,12 +130,43 @@ int run(int argc, char** argv) {
     if (eval_target.empty()) throw gm::Error("eval: give a RUN directory, FILE.npy or DIR of PNGs");
     torch::Tensor images, labels;
     namespace fs = std::filesystem;
-    if (fs::is_directory(eval_target) && fs::exists(eval_target + "/checkpoint.pt")) {
+    const bool is_run = fs::is_directory(eval_target) && fs::exists(eval_target + "/checkpoint.pt");
+    // nll is the model's own test likelihood; the other metrics score samples.
+    const auto nll_it = std::find(eo.metrics.begin(), eo.metrics.end(), "nll");
+    const bool want_nll = nll_it != eo.metrics.end();
+    if (want_nll) eo.metrics.erase(nll_it);
+    gm::Json likelihood;
+    if (want_nll) {
+      if (!is_run)
+        throw gm::Error("eval: metric nll needs a run directory (samples have no likelihood)");
+      gm::LikelihoodArgs la;
+      la.run = eval_target;
+      la.n = eval_n;
+      la.k = eval_k;
+      la.seed = eval_seed;
+      la.threads = eval_threads;
+      likelihood = gm::run_likelihood(la);
+    }
+    if (eo.metrics.empty() && want_nll) {
+      gm::Json result = {
+          {"target", eval_target}, {"likelihood", likelihood}, {"metrics", gm::Json::object()}};
+      for (const auto& [key, v] : likelihood.items())
+        if (v.is_number_float()) result["metrics"][key] = {{"value", v}};
+      std::cout << gm::metrics::format_table(result);
+      if (json_out.empty()) json_out = eval_target + "/eval.json";
+      gm::write_file_atomic(json_out, result.dump(2) + "\n");
+      std::cerr << "genmodels: wrote " << json_out << "\n";
+      return 0;
+    }
+    if (is_run) {
       eval_sample.run = eval_target;
       eval_sample.n = eval_n;
       eval_sample.seed = eval_seed;
       eval_sample.threads = eval_threads;
       gm::SampleResult s = gm::sample_run(eval_sample);
+      if (s.x.dim() != 4)
+        throw gm::Error("eval: " + eval_target + " samples vectors, and the sample metrics (" +
+                        metrics_list + ") score images; for a 2-D toy run use --metrics nll");
       images = gm::io::to_uint8(s.x);
       labels = s.labels;
       if (json_out.empty()) json_out = eval_target + "/eval.json";
@@ -147,6 +184,11 @@ int run(int argc, char** argv) {
     }
     gm::Json result = gm::metrics::evaluate_images(images, labels, eo);
     result["target"] = eval_target;
+    if (want_nll) {
+      result["likelihood"] = likelihood;
+      for (const auto& [key, v] : likelihood.items())
+        if (v.is_number_float()) result["metrics"][key] = {{"value", v}};
+    }
     std::cout << gm::metrics::format_table(result);
     gm::write_file_atomic(json_out, result.dump(2) + "\n");
     std::cerr << "genmodels: wrote " << json_out << "\n";

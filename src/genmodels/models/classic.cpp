@@ -74,33 +74,23 @@ class ClassicModel : public Model {
               {"test_accuracy", acc},
               {"fit_seconds", fit_s},
               {"predict_seconds", predict_s}};
-    const int64_t D = clf_->dims();
-    if (binary_) {
-      // Probability mass of the binarised test images: bits per binary dimension.
-      const double nll = -clf_->log_marginal(xte).mean().item<double>();
-      r["test_nll_nats"] = nll;
-      r["test_bits_per_binary_dim"] = metrics::bits_per_dim(nll, D);
-    } else if (image) {
-      // Continuous density at uniformly dequantised test pixels (metrics/bits_per_dim.h); the
-      // bin width is 1/256 for dequantised features and 1/255 for scaled ones.
-      torch::Tensor k = classic_features(test, PixelFeatures::Dequantized, seed + 1) * 256.0;
-      const double width = dequantize_ ? 1.0 / 256.0 : 1.0 / 255.0;
-      torch::Tensor xd = k * width;
-      torch::Tensor lp = clf_->log_marginal(xd);
-      const double nll = -lp.mean().item<double>();
-      const double range = 256.0 * width;
-      r["test_nll_nats"] = nll;
-      r["test_bits_per_dim"] = metrics::bits_per_dim_dequantised(nll, D, range);
-      torch::Tensor cond = clf_->class_log_likelihood(xd).gather(1, test.y.unsqueeze(1));
-      r["test_conditional_bits_per_dim"] =
-          metrics::bits_per_dim_dequantised(-cond.mean().item<double>(), D, range);
-    } else {
-      r["test_nll_nats"] = -clf_->log_marginal(xte).mean().item<double>();
-    }
+    const Json density = likelihood(test, xte, seed);
+    for (const auto& [key, v] : density.items())
+      if (key != "n") r["test_" + key] = v;
     if (auto* gda = dynamic_cast<classic::Gda*>(clf_.get());
         gda && gda->options().shared_covariance)
       r["shrinkage_mean"] = gda->shrinkage().mean().item<double>();
     return r;
+  }
+
+  Json test_likelihood(const data::Dataset& test, int64_t n, int64_t, uint64_t seed) override {
+    const data::Dataset part = n > 0 && n < test.size()
+                                   ? data::Dataset{test.name, test.x.narrow(0, 0, n),
+                                                   test.y.narrow(0, 0, n), test.class_names}
+                                   : test;
+    const PixelFeatures mode = part.is_image() && dequantize_ && !binary_ ? PixelFeatures::BinCentre
+                                                                          : PixelFeatures::Scaled;
+    return likelihood(part, classic_features(part, mode), seed);
   }
 
   SampleResult sample(const SampleRequest& req) override {
@@ -134,6 +124,34 @@ class ClassicModel : public Model {
   }
 
  private:
+  // Test log-likelihood: `xte` are the evaluation features (used for discrete and vector data);
+  // image densities are evaluated at uniformly dequantised pixels (metrics/bits_per_dim.h).
+  Json likelihood(const data::Dataset& test, const torch::Tensor& xte, uint64_t seed) const {
+    const int64_t D = clf_->dims();
+    Json r = {{"n", test.size()}};
+    if (binary_) {
+      // Probability mass of the binarised test images: bits per binary dimension.
+      const double nll = -clf_->log_marginal(xte).mean().item<double>();
+      r["nll_nats"] = nll;
+      r["bits_per_binary_dim"] = metrics::bits_per_dim(nll, D);
+    } else if (test.is_image()) {
+      // The bin width is 1/256 for dequantised features and 1/255 for scaled ones.
+      torch::Tensor k = classic_features(test, PixelFeatures::Dequantized, seed + 1) * 256.0;
+      const double width = dequantize_ ? 1.0 / 256.0 : 1.0 / 255.0;
+      torch::Tensor xd = k * width;
+      const double nll = -clf_->log_marginal(xd).mean().item<double>();
+      const double range = 256.0 * width;
+      r["nll_nats"] = nll;
+      r["bits_per_dim"] = metrics::bits_per_dim_dequantised(nll, D, range);
+      torch::Tensor cond = clf_->class_log_likelihood(xd).gather(1, test.y.unsqueeze(1));
+      r["conditional_bits_per_dim"] =
+          metrics::bits_per_dim_dequantised(-cond.mean().item<double>(), D, range);
+    } else {
+      r["nll_nats"] = -clf_->log_marginal(xte).mean().item<double>();
+    }
+    return r;
+  }
+
   std::string name_;
   std::shared_ptr<classic::GenerativeClassifier> clf_;
   DataInfo info_;

@@ -36,6 +36,7 @@ struct SampleRequest {
   std::string variance;      ///< DDPM variance: "beta" | "beta_tilde" ("" = default)
   int64_t class_label = -1;  ///< -1: every class in turn (conditional models)
   double guidance = -1;      ///< classifier-free guidance scale (-1 = default)
+  double temperature = -1;   ///< flows: latent temperature (-1 = default)
   uint64_t seed = 0;
   std::function<void(int64_t, int64_t)> progress;  ///< (done, total) per sampler step
 };
@@ -62,6 +63,19 @@ class Model {
   /// Fits on `train`, scores `test`; returns the report that `genmodels train` prints and saves
   /// (accuracy, bits/dim, fit and predict seconds, ...). Randomness only from `seed`.
   virtual Json fit(const data::Dataset& train, const data::Dataset& test, uint64_t seed);
+
+  /// Density models: the test negative log-likelihood on the first `n` examples of `test` (0 =
+  /// all), with `k` importance samples where the model estimates it (0 = the model's default).
+  /// Returns at least {"nll_nats", "n"} and, for images, "bits_per_dim" (under the convention of
+  /// metrics/bits_per_dim.h). Models without a likelihood throw gm::Error.
+  virtual Json test_likelihood(const data::Dataset& test, int64_t n, int64_t k, uint64_t seed);
+
+  /// Model-specific figures written into `dir` after training (VAE: reconstructions, latent
+  /// interpolations, latent scatter); returns the files written.
+  virtual std::vector<std::string> write_figures(const std::string& dir, const data::Dataset& test,
+                                                 uint64_t seed) {
+    return {};
+  }
 };
 
 struct ModelEntry {

@@ -1,7 +1,9 @@
 #include "genmodels/core/error.h"
 #include "genmodels/models/classic.h"
 #include "genmodels/models/ddpm.h"
+#include "genmodels/models/flow.h"
 #include "genmodels/models/model.h"
+#include "genmodels/models/vae.h"
 #include "genmodels/train/trainer.h"
 
 namespace gm {
@@ -20,7 +22,8 @@ DataInfo DataInfo::from_json(const Json& j) {
 
 const std::vector<ModelEntry>& model_registry() {
   static const std::vector<ModelEntry> entries = [] {
-    std::vector<ModelEntry> e = {ddpm_entry()};
+    std::vector<ModelEntry> e = {ddpm_entry(), vae_entry()};
+    for (auto& f : flow_entries()) e.push_back(std::move(f));
     for (auto& c : classic_entries()) e.push_back(std::move(c));
     return e;
   }();
@@ -29,6 +32,12 @@ const std::vector<ModelEntry>& model_registry() {
 
 Json Model::fit(const data::Dataset&, const data::Dataset&, uint64_t) {
   throw Error("this model is trained by gradient steps, not fitted in closed form");
+}
+
+Json Model::test_likelihood(const data::Dataset&, int64_t, int64_t, uint64_t) {
+  throw Error(
+      "this model has no tractable likelihood (metric nll is for VAEs, flows and the "
+      "generative classifiers)");
 }
 
 const ModelEntry& find_model(const std::string& name) {

@@ -206,24 +206,70 @@ std::string run_train(const TrainArgs& a) {
     else
       io::write_png(path, scatter_image(s.x), text);
   };
-  trainer.run(hooks);
+  const train::TrainResult result = trainer.run(hooks);
+  if (!result.interrupted) {
+    // Model-specific figures (VAE reconstructions, interpolations, ...) from the EMA weights.
+    data::DataOptions test_opts = dopts;
+    test_opts.split = "test";
+    test_opts.limit = 0;
+    const data::Dataset test = data::load_dataset(config.get_string("data.name"), test_opts);
+    train::EmaScope scope(model->module(), trainer.ema());
+    model->module().eval();
+    for (const auto& f : model->write_figures(run_dir + "/samples", test, seed))
+      std::cerr << "genmodels: wrote " << f << "\n";
+  }
   return run_dir;
+}
+
+namespace {
+
+struct LoadedRun {
+  const ModelEntry* entry;
+  Config config;
+  DataInfo info;
+  std::unique_ptr<Model> model;
+};
+
+// A run's model with its (EMA unless `raw`) weights, in eval mode on the CPU.
+LoadedRun load_run(const std::string& run, bool raw, const std::string& precision) {
+  const std::string ckpt = checkpoint_of(run);
+  const Json meta = train::read_checkpoint_meta(ckpt);
+  LoadedRun r;
+  r.entry = &find_model(meta.at("model").get<std::string>());
+  r.config = config_of_run(meta, *r.entry, ckpt);
+  r.config.set("device", "cpu", "sample");
+  if (!precision.empty() && r.config.has("model.precision"))
+    r.config.set("model.precision", precision, "--precision");
+  r.info = DataInfo::from_json(meta.at("data"));
+  r.model = r.entry->create(r.config, r.info);
+  train::load_checkpoint_weights(ckpt, r.model->module(), !raw);
+  r.model->module().eval();
+  return r;
+}
+
+}  // namespace
+
+Json run_likelihood(const LikelihoodArgs& a) {
+  set_threads(a.threads);
+  LoadedRun r = load_run(a.run, a.raw_weights, "");
+  data::DataOptions o;
+  o.split = "test";
+  o.image_size = r.config.get_int("data.image_size");
+  o.channels = r.config.get_int("data.channels");
+  o.seed = static_cast<uint64_t>(r.config.get_int("seed"));
+  const data::Dataset test = data::load_dataset(r.config.get_string("data.name"), o);
+  Json j = r.model->test_likelihood(test, a.n, a.k, a.seed);
+  j["model"] = r.entry->name;
+  j["data"] = r.info.dataset + " (test split)";
+  return j;
 }
 
 SampleResult sample_run(const SampleArgs& a) {
   set_threads(a.threads);
   warn_if_reference_blas();
-  const std::string ckpt = checkpoint_of(a.run);
-  const Json meta = train::read_checkpoint_meta(ckpt);
-  const ModelEntry& entry = find_model(meta.at("model").get<std::string>());
-  Config config = config_of_run(meta, entry, ckpt);
-  config.set("device", "cpu", "sample");
-  if (!a.precision.empty() && config.has("model.precision"))
-    config.set("model.precision", a.precision, "--precision");
-  const DataInfo info = DataInfo::from_json(meta.at("data"));
-  std::unique_ptr<Model> model = entry.create(config, info);
-  train::load_checkpoint_weights(ckpt, model->module(), !a.raw_weights);
-  model->module().eval();
+  LoadedRun run = load_run(a.run, a.raw_weights, a.precision);
+  const ModelEntry& entry = *run.entry;
+  std::unique_ptr<Model>& model = run.model;
 
   SampleRequest req;
   req.n = a.n;
@@ -234,6 +280,7 @@ SampleResult sample_run(const SampleArgs& a) {
   req.variance = a.variance;
   req.class_label = a.class_label;
   req.guidance = a.guidance;
+  req.temperature = a.temperature;
   req.seed = a.seed;
   std::unique_ptr<Progress> bar;
   if (!a.quiet) {

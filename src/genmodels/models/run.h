@@ -38,6 +38,7 @@ struct SampleArgs {
   int64_t n = 64;
   int64_t class_label = -1;
   double guidance = -1;
+  double temperature = -1;  ///< flows (-1 = the run's sample.temperature)
   uint64_t seed = 0;
   std::string out;           ///< directory for grid.png ("" = RUN/samples)
   std::string npy;           ///< write all samples as uint8 .npy ("" = none)
@@ -53,6 +54,19 @@ SampleResult sample_run(const SampleArgs& args);
 
 /// Samples from a run; writes the grid (and .npy / single PNGs) and returns the grid's path.
 std::string run_sample(const SampleArgs& args);
+
+struct LikelihoodArgs {
+  std::string run;  ///< run directory (or checkpoint)
+  int64_t n = 0;    ///< test examples (0 = the whole test split)
+  int64_t k = 0;    ///< importance samples (0 = the model's default)
+  uint64_t seed = 0;
+  int threads = 0;
+  bool raw_weights = false;  ///< raw instead of EMA weights
+};
+
+/// Test negative log-likelihood of a run's model on its dataset's test split
+/// (Model::test_likelihood plus "model" and "data").
+Json run_likelihood(const LikelihoodArgs& args);
 
 /// Human-readable listing of models, samplers, schedules and datasets.
 std::string list_registry();

@@ -1,0 +1,109 @@
+// Small helpers shared by the bench programs: timing, medians, the machine load, the source
+// directory, running a Python twin (Debian's /usr/bin/python3) and reading its JSON report, and a
+// twin train-step loop that mirrors src/genmodels/train/trainer.cpp (zero_grad, Model::loss,
+// item, backward, clip_grad_norm_, Adam, EMA).
+#pragma once
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "genmodels/core/json.h"
+#include "genmodels/io/npy.h"
+#include "genmodels/models/model.h"
+#include "genmodels/train/ema.h"
+
+namespace gm::bench {
+
+using Clock = std::chrono::steady_clock;
+
+inline double secs(Clock::time_point a, Clock::time_point b = Clock::now()) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+inline double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/// The repository root (this header lives in ROOT/bench).
+inline std::string source_dir() {
+  return std::filesystem::path(__FILE__).parent_path().parent_path().string();
+}
+
+inline std::string load_string() {
+  std::ifstream f("/proc/loadavg");
+  std::string a, b, c;
+  f >> a >> b >> c;
+  return a + " " + b + " " + c;
+}
+
+/// A fresh temporary directory /tmp/PREFIX.XXXXXX.
+inline std::string temp_dir(const std::string& prefix) {
+  std::string t = "/tmp/" + prefix + ".XXXXXX";
+  std::vector<char> buf(t.begin(), t.end());
+  buf.push_back('\0');
+  if (!mkdtemp(buf.data())) throw std::runtime_error("mkdtemp failed for " + t);
+  return buf.data();
+}
+
+/// Writes every parameter and buffer of `m` as DIR/param.NAME.npy (bool buffers as uint8) and
+/// returns the names (the Python twin loads them with load_state_dict(strict=True)).
+inline std::vector<std::string> write_state(torch::nn::Module& m, const std::string& dir) {
+  std::vector<std::string> names;
+  auto put = [&](const std::string& name, const torch::Tensor& t) {
+    torch::Tensor v = t.detach().cpu();
+    if (v.scalar_type() == torch::kBool) v = v.to(torch::kUInt8);
+    gm::io::write_npy(dir + "/param." + name + ".npy", v);
+    names.push_back(name);
+  };
+  for (auto& p : m.named_parameters()) put(p.key(), p.value());
+  for (auto& b : m.named_buffers()) put(b.key(), b.value());
+  return names;
+}
+
+/// Runs `cmd` (a Python twin that writes JSON to `json_path`); returns its report, or an empty
+/// object when it failed (the status is printed).
+inline Json run_python(const std::string& cmd, const std::string& json_path) {
+  std::printf("running: %s\n", cmd.c_str());
+  std::fflush(stdout);
+  const int rc = std::system(cmd.c_str());
+  Json j = Json::object();
+  std::ifstream f(json_path);
+  if (rc == 0 && f) f >> j;
+  if (rc != 0) std::printf("Python reference failed or did not validate (status %d)\n", rc);
+  return j;
+}
+
+/// The trainer's step on a fixed batch, timed: median seconds of `iters` steps after `warmup`.
+inline std::vector<double> time_train_steps(gm::Model& model, const torch::Tensor& x,
+                                            const torch::Tensor& y, double lr, double clip,
+                                            int warmup, int iters) {
+  auto& mod = model.module();
+  mod.train();
+  torch::optim::Adam opt(mod.parameters(), torch::optim::AdamOptions(lr));
+  gm::train::Ema ema(mod, 0.999, true);
+  std::vector<double> times;
+  for (int i = 0; i < warmup + iters; ++i) {
+    const auto t0 = Clock::now();
+    opt.zero_grad();
+    torch::Tensor loss = model.loss(x, y);
+    (void)loss.item<double>();
+    loss.backward();
+    if (clip > 0) torch::nn::utils::clip_grad_norm_(mod.parameters(), clip);
+    opt.step();
+    ema.update(mod, i + 1);
+    if (i >= warmup) times.push_back(secs(t0));
+  }
+  return times;
+}
+
+}  // namespace gm::bench

@@ -1,0 +1,122 @@
+// Invertible building blocks of normalizing flows, each with an exact inverse and the log of the
+// absolute Jacobian determinant (per example):
+//  - AffineCoupling: RealNVP (Dinh, Sohl-Dickstein & Bengio 2017, "Density estimation using Real
+//    NVP", eqs. 6-9) with checkerboard, channel or feature-half masks; log-scale either
+//    s = a * tanh(h) (RealNVP's bounded scale, a learned per channel) or s = log sigmoid(h + 2)
+//    (Glow, Kingma & Dhariwal 2018, sec. 3.3, implementation), the latter soft-bounded below
+//    (the soft clamp of Ardizzone et al. 2019, in tanh form) so that sampling stays finite. The
+//    conditioner's last layer starts at zero, so every coupling starts near the identity.
+//  - ActNorm: per-channel affine with data-dependent initialisation (Glow, sec. 3.1, table 1).
+//  - InvConv1x1: invertible 1x1 convolution, LU-decomposed W = P L (U + diag(sign(s) exp(log|s|)))
+//    (Glow, sec. 3.2, eq. 10); log|det| = H W sum log|s|. On vectors it is an invertible linear
+//    map.
+//  - Squeeze: space-to-depth 2x2 (RealNVP sec. 3.6), volume-preserving.
+//  - Split: factor-out of half the channels (RealNVP sec. 3.6), optionally with Glow's learned
+//    conditional prior N(mu(kept), exp(logs(kept))) on the factored half; the factored half leaves
+//    whitened, so every latent of the flow is N(0, I).
+// Tensors are N x C x H x W (images) or N x D (vectors); `logdet` accumulates per example (N).
+#pragma once
+#include <torch/torch.h>
+
+#include <string>
+
+namespace gm::flow {
+
+/// A bijection y = f(x) that adds log|det df/dx| per example into `logdet`.
+class Bijection : public torch::nn::Module {
+ public:
+  virtual torch::Tensor forward(const torch::Tensor& x, torch::Tensor& logdet) = 0;
+  virtual torch::Tensor inverse(const torch::Tensor& y) = 0;
+};
+
+enum class Mask { Checkerboard, Channel, Half };
+enum class ScaleFn { Tanh, Sigmoid };
+
+struct CouplingOptions {
+  int64_t channels = 1;  ///< C (images) or D (vectors)
+  bool image = true;     ///< N x C x H x W vs N x D
+  Mask mask = Mask::Channel;
+  bool parity = false;  ///< which half is transformed
+  ScaleFn scale = ScaleFn::Sigmoid;
+  int64_t hidden = 128;    ///< conditioner width
+  int64_t res_blocks = 0;  ///< images: residual blocks in the conditioner (0 = Glow's 3 convs)
+  int64_t mlp_layers = 2;  ///< vectors: hidden layers of the MLP conditioner
+  /// Sigmoid scale: soft bound |s| < bound via s = bound * tanh(s / bound) (0 = none). Keeps the
+  /// inverse's 1 / scale at most e^bound per coupling, so sampling cannot overflow to inf/NaN.
+  double scale_bound = 3.0;
+};
+
+class AffineCoupling : public Bijection {
+ public:
+  explicit AffineCoupling(CouplingOptions o);
+  torch::Tensor forward(const torch::Tensor& x, torch::Tensor& logdet) override;
+  torch::Tensor inverse(const torch::Tensor& y) override;
+  const CouplingOptions& options() const { return o_; }
+
+ private:
+  /// Binary mask (1 = conditioning part) broadcastable to x: 1 x 1 x H x W or 1 x D.
+  torch::Tensor mask_for(const torch::Tensor& x) const;
+  /// {log-scale, shift} for the transformed part, from the conditioning part.
+  std::pair<torch::Tensor, torch::Tensor> scale_shift(const torch::Tensor& cond);
+  /// Channel masks: {conditioning half, transformed half}.
+  std::pair<torch::Tensor, torch::Tensor> halves(const torch::Tensor& x) const;
+  torch::Tensor join(const torch::Tensor& cond, const torch::Tensor& trans) const;
+
+  CouplingOptions o_;
+  int64_t out_channels_;
+  torch::nn::Sequential net_{nullptr};
+  torch::Tensor tanh_scale_;  // RealNVP: learned per-channel bound of the log-scale
+};
+
+class ActNorm : public Bijection {
+ public:
+  ActNorm(int64_t channels, bool image);
+  torch::Tensor forward(const torch::Tensor& x, torch::Tensor& logdet) override;
+  torch::Tensor inverse(const torch::Tensor& y) override;
+  bool initialized() const { return initialized_.item<bool>(); }
+
+ private:
+  bool image_;
+  torch::Tensor bias_, log_scale_, initialized_;
+};
+
+class InvConv1x1 : public Bijection {
+ public:
+  /// Initialised at a random rotation drawn from the default generator.
+  InvConv1x1(int64_t channels, bool image);
+  torch::Tensor forward(const torch::Tensor& x, torch::Tensor& logdet) override;
+  torch::Tensor inverse(const torch::Tensor& y) override;
+  torch::Tensor weight() const;  ///< W (C x C)
+
+ private:
+  torch::Tensor apply(const torch::Tensor& x, const torch::Tensor& w) const;
+  bool image_;
+  torch::Tensor p_, sign_s_, lower_mask_, eye_;  // buffers
+  torch::Tensor lower_, upper_, log_s_;          // parameters
+};
+
+class Squeeze : public Bijection {
+ public:
+  torch::Tensor forward(const torch::Tensor& x, torch::Tensor& logdet) override;
+  torch::Tensor inverse(const torch::Tensor& y) override;
+};
+
+/// Factor-out: x (C channels) -> kept (C - C/2 channels) and a whitened latent (C/2 channels).
+class Split : public torch::nn::Module {
+ public:
+  Split(int64_t channels, bool learned_prior);
+  /// Returns {kept, latent}; adds -sum(logs) (the whitening) into logdet.
+  std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& x, torch::Tensor& logdet);
+  torch::Tensor inverse(const torch::Tensor& kept, const torch::Tensor& latent);
+  int64_t factored_channels() const { return channels_ / 2; }
+
+ private:
+  std::pair<torch::Tensor, torch::Tensor> prior(const torch::Tensor& kept);
+  int64_t channels_;
+  torch::nn::Conv2d conv_{nullptr};  // learned prior (zero-initialised), or null
+};
+
+/// log N(z; 0, I) summed over all but the first dimension.
+torch::Tensor standard_normal_log_prob(const torch::Tensor& z);
+
+}  // namespace gm::flow

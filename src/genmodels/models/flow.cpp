@@ -1,0 +1,258 @@
+#include "genmodels/models/flow.h"
+
+#include <cmath>
+
+#include "genmodels/core/error.h"
+#include "genmodels/flow/flow.h"
+#include "genmodels/io/image.h"
+#include "genmodels/metrics/bits_per_dim.h"
+
+namespace gm {
+
+namespace {
+
+constexpr double kLog256 = 5.545177444479562;  // log(256)
+
+// 8-bit level k of an image value x = k / 127.5 - 1 (the data loader's convention).
+torch::Tensor levels_of(const torch::Tensor& x) {
+  return torch::round((x + 1.0) * 127.5).clamp(0, 255);
+}
+
+// Heat-map colours (dark blue -> teal -> yellow) of values in [0, 1]: H x W -> H x W x 3 uint8.
+torch::Tensor heat_rgb(const torch::Tensor& v01) {
+  static const float anchors[5][3] = {
+      {13, 8, 135}, {84, 39, 143}, {33, 145, 140}, {94, 201, 98}, {253, 231, 37}};
+  torch::Tensor v = v01.clamp(0, 1).contiguous().to(torch::kFloat32) * 4;
+  torch::Tensor lo = v.floor().clamp(0, 3).to(torch::kLong), f = (v - lo).unsqueeze(-1);
+  torch::Tensor pal = torch::from_blob(const_cast<float*>(&anchors[0][0]), {5, 3}).clone();
+  torch::Tensor a = pal.index_select(0, lo.reshape(-1)).view({v.size(0), v.size(1), 3});
+  torch::Tensor b = pal.index_select(0, (lo + 1).reshape(-1)).view({v.size(0), v.size(1), 3});
+  return (a * (1 - f) + b * f).round().to(torch::kUInt8);
+}
+
+class FlowModel : public Model {
+ public:
+  FlowModel(const std::string& arch, const Config& c, const DataInfo& info)
+      : info_(info), net_(nullptr) {
+    flow::FlowOptions o;
+    o.shape = info.shape;
+    o.arch = arch;
+    o.levels = c.get_int("model.levels");
+    const bool glow = arch == "glow", image = info.is_image();
+    o.steps = c.get_int("model.steps") > 0 ? c.get_int("model.steps") : (glow || !image ? 8 : 3);
+    o.hidden =
+        c.get_int("model.hidden") > 0 ? c.get_int("model.hidden") : (glow || !image ? 128 : 64);
+    o.res_blocks = c.get_int("model.res_blocks");
+    o.mlp_layers = c.get_int("model.mlp_layers");
+    o.learned_prior = c.has("model.learned_prior") && c.get_bool("model.learned_prior");
+    o.scale = c.get_string("model.coupling_scale");
+    o.scale_bound = c.get_float("model.scale_bound");
+    dequantize_ = c.get_string("model.dequantize");
+    alpha_ = c.get_float("model.logit_alpha");
+    temperature_ = c.get_float("sample.temperature");
+    eval_samples_ = c.get_int("model.eval_samples");
+    if (alpha_ <= 0 || alpha_ >= 0.5)
+      throw Error("model.logit_alpha must be in (0, 0.5), got " + std::to_string(alpha_));
+    net_ = flow::Flow(o);
+    register_net();
+  }
+
+  torch::nn::Module& module() override { return *holder_; }
+
+  /// Per example: the discrete NLL bound in nats (images) or -log p(x) (vectors), with one
+  /// dequantisation draw `u` (images).
+  torch::Tensor nll(const torch::Tensor& x, const torch::Tensor& u) {
+    if (!info_.is_image()) return -net_->log_prob(x);
+    torch::Tensor logdet = torch::zeros({x.size(0)}, x.options());
+    torch::Tensor x01 = (levels_of(x) + u) / 256.0;  // R = 1 dequantised pixels
+    torch::Tensor y;
+    if (dequantize_ == "logit") {
+      y = flow::logit_transform(x01, alpha_, logdet);
+    } else {  // uniform: y = 2 x01 - 1, log|dy/dx01| = D log 2
+      y = 2.0 * x01 - 1.0;
+      logdet = logdet + static_cast<double>(dims()) * std::log(2.0);
+    }
+    // -log p(x01) + D log 256 bounds -log P(k) (metrics/bits_per_dim.h, R = 1).
+    return -(net_->log_prob(y) + logdet) + static_cast<double>(dims()) * kLog256;
+  }
+
+  torch::Tensor loss(const torch::Tensor& x, const torch::Tensor&) override {
+    torch::Tensor u = info_.is_image() ? torch::rand_like(x) : torch::Tensor();
+    torch::Tensor l = nll(x, u).mean();
+    // Images: bits/dim (the number people compare); vectors: nats per example.
+    return info_.is_image() ? l / (static_cast<double>(dims()) * std::log(2.0)) : l;
+  }
+
+  torch::Tensor draw(int64_t n, double temperature, at::Generator& gen) {
+    torch::Tensor y = net_->sample(n, temperature, gen);
+    if (!info_.is_image()) return y;
+    torch::Tensor x01 = dequantize_ == "logit" ? flow::logit_inverse(y, alpha_) : (y + 1.0) * 0.5;
+    torch::Tensor k = torch::floor(x01 * 256.0).clamp(0, 255);
+    return k / 127.5 - 1.0;  // NaN stays NaN: a broken flow must not look fine
+  }
+
+  SampleResult sample(const SampleRequest& req) override {
+    torch::NoGradGuard no_grad;
+    const double t = req.temperature >= 0 ? req.temperature : temperature_;
+    at::Generator gen = at::detail::createCPUGenerator(req.seed);
+    std::vector<torch::Tensor> parts;
+    for (int64_t i = 0; i < req.n; i += 500) {
+      const int64_t b = std::min<int64_t>(500, req.n - i);
+      parts.push_back(draw(b, t, gen).cpu());
+      if (req.progress) req.progress(i + b, req.n);
+    }
+    SampleResult res;
+    res.x = torch::cat(parts);
+    res.params = {{"seed", std::to_string(req.seed)}, {"temperature", std::to_string(t)}};
+    return res;
+  }
+
+  Json test_likelihood(const data::Dataset& test, int64_t n, int64_t k, uint64_t seed) override {
+    torch::NoGradGuard no_grad;
+    holder_->eval();
+    if (k <= 0) k = eval_samples_;
+    if (!info_.is_image()) k = 1;
+    if (n <= 0 || n > test.size()) n = test.size();
+    at::Generator gen = at::detail::createCPUGenerator(seed);
+    double total = 0;
+    for (int64_t i = 0; i < n; i += 500) {
+      const int64_t b = std::min<int64_t>(500, n - i);
+      torch::Tensor x = test.x.narrow(0, i, b);
+      // Importance-weighted dequantisation: log P(k) >= log mean_j p(k + u_j) (Ho et al. 2019,
+      // Flow++, eq. 12 with q = uniform); k = 1 is the usual single-draw bound.
+      std::vector<torch::Tensor> lls;
+      for (int64_t j = 0; j < k; ++j) {
+        torch::Tensor u =
+            info_.is_image() ? at::rand(x.sizes(), gen, torch::kFloat32) : torch::Tensor();
+        lls.push_back(-nll(x, u).to(torch::kFloat64));
+      }
+      torch::Tensor ll = torch::logsumexp(torch::stack(lls, 1), 1) - std::log(double(k));
+      total += -ll.sum().item<double>();
+    }
+    Json r = {{"n", n}, {"nll_nats", total / n}};
+    if (info_.is_image()) {
+      r["k"] = k;
+      r["bits_per_dim"] = metrics::bits_per_dim(total / n, dims());
+      r["dequantization"] = dequantize_ + " pre-processing, uniform noise, " + std::to_string(k) +
+                            " draw(s) per image";
+    }
+    return r;
+  }
+
+  std::vector<std::string> write_figures(const std::string& dir, const data::Dataset& test,
+                                         uint64_t seed) override {
+    torch::NoGradGuard no_grad;
+    holder_->eval();
+    std::vector<std::string> files;
+    std::map<std::string, std::string> text = {{"model", net_->options().arch}};
+    if (info_.is_image()) {
+      // One row of 10 samples per temperature, the same latents scaled.
+      std::vector<torch::Tensor> rows;
+      for (double t : {0.0, 0.5, 0.7, 0.85, 1.0}) {
+        at::Generator gen = at::detail::createCPUGenerator(seed);
+        rows.push_back(draw(10, t, gen));
+      }
+      files.push_back(dir + "/temperatures.png");
+      text["figure"] = "rows: sampling temperature 0, 0.5, 0.7, 0.85, 1 (same latents)";
+      io::write_png(files.back(), io::make_grid(torch::cat(rows), 10), text);
+    } else if (info_.shape[0] == 2) {
+      const double extent = 4.0;
+      torch::Tensor lp = flow::log_prob_grid(*net_, extent, 256);
+      torch::Tensor p = lp.exp();
+      files.push_back(dir + "/density.png");
+      text["figure"] = "model density p(x) on [-4, 4]^2, linear colour scale";
+      io::write_png(files.back(), heat_rgb(p / p.max().clamp_min(1e-30)), text);
+      const double h = 2 * extent / 256;
+      text["mass_in_window"] = std::to_string(p.sum().item<double>() * h * h);
+    }
+    (void)test;
+    return files;
+  }
+
+ private:
+  // The trainer sees one module holding the flow ("flow.items.N...").
+  struct HolderImpl : torch::nn::Module {};
+  void register_net() {
+    holder_ = std::make_shared<HolderImpl>();
+    holder_->register_module("flow", net_);
+  }
+  int64_t dims() const {
+    int64_t d = 1;
+    for (int64_t v : info_.shape) d *= v;
+    return d;
+  }
+
+  DataInfo info_;
+  flow::Flow net_;
+  std::shared_ptr<HolderImpl> holder_;
+  std::string dequantize_;
+  double alpha_ = 0.05, temperature_ = 1.0;
+  int64_t eval_samples_ = 1;
+};
+
+std::vector<ConfigKey> common_keys(const std::string& arch) {
+  using T = ValueType;
+  const bool glow = arch == "glow";
+  std::vector<ConfigKey> k = {
+      {"train.batch_size", T::Int, "64", "examples per step"},
+      {"train.lr", T::Float, "1e-3", "peak learning rate"},
+      {"train.warmup_steps", T::Int, "500", "linear LR warm-up steps"},
+      {"train.lr_schedule", T::String, "cosine", "LR after warm-up", {"constant", "cosine"}},
+      {"train.lr_min_ratio", T::Float, "0.05", "cosine floor as a fraction of train.lr"},
+      {"train.ema_decay", T::Float, "0.999", "EMA decay of the weights"},
+      {"train.grad_clip", T::Float, "50.0", "max global gradient norm (0 = off)"},
+      {"model.levels", T::Int, "0", "multi-scale levels (0 = as many as the image size allows)"},
+      {"model.steps", T::Int, "0",
+       glow ? "flow steps per level (0 = 8; toys: steps in all)"
+            : "couplings per phase and level (0 = 3; toys: couplings in all, 0 = 8)"},
+      {"model.hidden", T::Int, "0",
+       glow ? "coupling network width (0 = 128)" : "coupling network width (0 = 64, toys 128)"},
+      {"model.res_blocks", T::Int, glow ? "0" : "1",
+       "residual blocks per image coupling network (0 = Glow's conv3-conv1-conv3)"},
+      {"model.mlp_layers", T::Int, "2", "hidden layers of the toy coupling MLPs"},
+      {"model.coupling_scale",
+       T::String,
+       glow ? "sigmoid" : "tanh",
+       "coupling log-scale: sigmoid (Glow: log sigmoid(h + 2), soft-bounded) or tanh "
+       "(RealNVP: a tanh(h), a learned)",
+       {"sigmoid", "tanh"}},
+      {"model.scale_bound", T::Float, "3.0",
+       "soft bound on sigmoid log-scales, keeps sampling finite (0 = none)"},
+      {"model.dequantize",
+       T::String,
+       glow ? "uniform" : "logit",
+       "pixel pre-processing after uniform dequantisation",
+       {"uniform", "logit"}},
+      {"model.logit_alpha", T::Float, "0.05", "logit pre-processing margin (RealNVP: 0.05)"},
+      {"model.eval_samples", T::Int, "1",
+       "dequantisation draws per test image for eval nll (importance-weighted)"},
+      {"sample.temperature", T::Float, "1.0", "latent temperature (Glow samples at 0.7)"},
+  };
+  if (glow)
+    k.push_back({"model.learned_prior", T::Bool, "true",
+                 "learned conditional prior at each factor-out (Glow)"});
+  return k;
+}
+
+}  // namespace
+
+std::vector<ModelEntry> flow_entries() {
+  std::vector<ModelEntry> out;
+  for (const std::string arch : {"realnvp", "glow"}) {
+    ModelEntry e;
+    e.name = arch;
+    e.family = "likelihood";
+    e.description = arch == "glow" ? "Glow flow: actnorm, 1x1 conv, affine coupling (Kingma & "
+                                     "Dhariwal 2018), exact likelihood"
+                                   : "RealNVP flow: checkerboard/channel affine couplings, "
+                                     "multi-scale (Dinh et al. 2017), exact likelihood";
+    e.config_keys = common_keys(arch);
+    e.create = [arch](const Config& c, const DataInfo& info) {
+      return std::unique_ptr<Model>(std::make_unique<FlowModel>(arch, c, info));
+    };
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+}  // namespace gm
