@@ -83,27 +83,62 @@ inline Json run_python(const std::string& cmd, const std::string& json_path) {
   return j;
 }
 
-/// The trainer's step on a fixed batch, timed: median seconds of `iters` steps after `warmup`.
-inline std::vector<double> time_train_steps(gm::Model& model, const torch::Tensor& x,
-                                            const torch::Tensor& y, double lr, double clip,
-                                            int warmup, int iters) {
+/// Seconds per phase of each timed step: forward (zero_grad + loss + item), backward,
+/// optimizer (clip + Adam), EMA; `total` per step.
+struct StepTimes {
+  std::vector<double> total, forward, backward, optimizer, ema;
+  Json medians() const {
+    return {{"total_s", median(total)},
+            {"forward_s", median(forward)},
+            {"backward_s", median(backward)},
+            {"optimizer_s", median(optimizer)},
+            {"ema_s", median(ema)}};
+  }
+};
+
+/// The trainer's step on a fixed batch, timed per phase over `iters` steps after `warmup`.
+inline StepTimes time_train_steps(gm::Model& model, const torch::Tensor& x, const torch::Tensor& y,
+                                  double lr, double clip, int warmup, int iters) {
   auto& mod = model.module();
   mod.train();
   torch::optim::Adam opt(mod.parameters(), torch::optim::AdamOptions(lr));
   gm::train::Ema ema(mod, 0.999, true);
-  std::vector<double> times;
+  StepTimes st;
   for (int i = 0; i < warmup + iters; ++i) {
     const auto t0 = Clock::now();
     opt.zero_grad();
     torch::Tensor loss = model.loss(x, y);
     (void)loss.item<double>();
+    const auto t1 = Clock::now();
     loss.backward();
+    const auto t2 = Clock::now();
     if (clip > 0) torch::nn::utils::clip_grad_norm_(mod.parameters(), clip);
     opt.step();
+    const auto t3 = Clock::now();
     ema.update(mod, i + 1);
-    if (i >= warmup) times.push_back(secs(t0));
+    const auto t4 = Clock::now();
+    if (i < warmup) continue;
+    st.total.push_back(secs(t0, t4));
+    st.forward.push_back(secs(t0, t1));
+    st.backward.push_back(secs(t1, t2));
+    st.optimizer.push_back(secs(t2, t3));
+    st.ema.push_back(secs(t3, t4));
   }
-  return times;
+  return st;
+}
+
+/// One line: per-phase milliseconds of the C++ step and (when present) the Python twin's.
+inline void print_phases(const Json& cpp, const Json& py) {
+  auto ms = [](const Json& j, const char* k) {
+    return j.contains(k) ? 1e3 * j[k].get<double>() : 0.0;
+  };
+  std::printf("    phases ms (fwd / bwd / clip+adam / ema): C++ %.1f / %.1f / %.1f / %.1f",
+              ms(cpp, "forward_s"), ms(cpp, "backward_s"), ms(cpp, "optimizer_s"),
+              ms(cpp, "ema_s"));
+  if (py.is_object() && !py.empty())
+    std::printf("   Python %.1f / %.1f / %.1f / %.1f", ms(py, "forward_s"), ms(py, "backward_s"),
+                ms(py, "optimizer_s"), ms(py, "ema_s"));
+  std::printf("\n");
 }
 
 }  // namespace gm::bench

@@ -246,24 +246,31 @@ def main():
         params = list(net.parameters())
         opt = torch.optim.Adam(params, lr=cfg["lr"])
         shadow = [p.detach().clone() for p in params]
-        times = []
+        times, phases = [], {"forward_s": [], "backward_s": [], "optimizer_s": [], "ema_s": []}
         for i in range(a.warmup + a.iters):
             t0 = time.perf_counter()
             opt.zero_grad()
             loss = bpd_loss(net, cfg, x)
             loss.item()
+            t1 = time.perf_counter()
             loss.backward()
+            t2 = time.perf_counter()
             if cfg["clip"] > 0:
                 torch.nn.utils.clip_grad_norm_(params, cfg["clip"])
             opt.step()
+            t3 = time.perf_counter()
             n = i + 1
             decay = min(0.999, (1 + n) / (10 + n))
             with torch.no_grad():
                 torch._foreach_mul_(shadow, decay)
                 torch._foreach_add_(shadow, params, alpha=1 - decay)
+            t4 = time.perf_counter()
             if i >= a.warmup:
-                times.append(time.perf_counter() - t0)
+                times.append(t4 - t0)
+                for k, v in zip(phases, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                    phases[k].append(v)
         out[cfg["name"]] = {"median_s": statistics.median(times), "times": times,
+                            "phases": {k: statistics.median(v) for k, v in phases.items()},
                             "validation": {"log_prob_rel_err": rl, "grad_norm_rel_err": rg}}
         print(f"[python] {cfg['name']}: {b / statistics.median(times):.0f} img/s")
     json.dump(out, open(a.json, "w"), indent=1)

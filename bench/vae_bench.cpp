@@ -185,13 +185,16 @@ int main(int argc, char** argv) {
     const auto& name = chosen[i].name;
     torch::manual_seed(0);
     torch::Tensor x = torch::randint(0, 256, {batch, 1, 28, 28}).to(torch::kFloat32) / 127.5 - 1;
-    const auto times = B::time_train_steps(
+    const auto st = B::time_train_steps(
         *models[i], x, torch::Tensor(), manifest["configs"][i]["lr"].get<double>(),
         manifest["configs"][i]["clip"].get<double>(), warmup, iters);
-    const double med = B::median(times);
+    const double med = B::median(st.total);
     int64_t params = 0;
     for (auto& p : models[i]->module().parameters()) params += p.numel();
-    Json row = {{"params", params}, {"cpp_median_s", med}, {"cpp_img_per_s", batch / med}};
+    Json row = {{"params", params},
+                {"cpp_median_s", med},
+                {"cpp_img_per_s", batch / med},
+                {"cpp_phases", st.medians()}};
     double speedup = 0, py_ips = 0;
     if (py.contains(name) && py[name].contains("median_s")) {
       py_ips = batch / py[name]["median_s"].get<double>();
@@ -199,10 +202,13 @@ int main(int argc, char** argv) {
       row["python_img_per_s"] = py_ips;
       row["speedup"] = speedup;
       row["python_validation"] = py[name]["validation"];
+      row["python_phases"] = py[name]["phases"];
     }
     out["train"][name] = row;
     std::printf("%-16s %10lld %12.2f %12.0f %12.0f %8.2fx\n", name.c_str(), (long long)params,
                 med * 1e3, batch / med, py_ips, speedup);
+    B::print_phases(row["cpp_phases"],
+                    row.contains("python_phases") ? row["python_phases"] : Json());
   }
   out["load_after"] = B::load_string();
   std::filesystem::create_directories(std::filesystem::path(json_path).parent_path());

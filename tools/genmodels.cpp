@@ -8,9 +8,11 @@
 #include "genmodels/core/atomic_file.h"
 #include "genmodels/core/error.h"
 #include "genmodels/core/runtime.h"
+#include "genmodels/data/dataset.h"
 #include "genmodels/io/image.h"
 #include "genmodels/io/npy.h"
 #include "genmodels/metrics/evaluate.h"
+#include "genmodels/metrics/toy2d.h"
 #include "genmodels/models/run.h"
 
 namespace {
@@ -164,9 +166,26 @@ int run(int argc, char** argv) {
       eval_sample.seed = eval_seed;
       eval_sample.threads = eval_threads;
       gm::SampleResult s = gm::sample_run(eval_sample);
-      if (s.x.dim() != 4)
-        throw gm::Error("eval: " + eval_target + " samples vectors, and the sample metrics (" +
-                        metrics_list + ") score images; for a 2-D toy run use --metrics nll");
+      if (s.x.dim() == 2) {
+        // Vector runs (2-D toys): distances to fresh test draws instead of image metrics.
+        gm::data::DataOptions o;
+        o.split = "test";
+        o.limit = s.x.size(0);
+        const torch::Tensor ref = gm::data::load_dataset(s.params.at("data"), o).x;
+        gm::Json result = {{"target", eval_target}, {"n", s.x.size(0)}};
+        result["metrics"]["swd"] = {{"value", gm::metrics::sliced_wasserstein(s.x, ref)}};
+        result["metrics"]["mmd_rbf"] = {{"value", gm::metrics::mmd_rbf(s.x, ref)}};
+        if (want_nll) {
+          result["likelihood"] = likelihood;
+          for (const auto& [key, v] : likelihood.items())
+            if (v.is_number_float()) result["metrics"][key] = {{"value", v}};
+        }
+        std::cout << gm::metrics::format_table(result);
+        if (json_out.empty()) json_out = eval_target + "/eval.json";
+        gm::write_file_atomic(json_out, result.dump(2) + "\n");
+        std::cerr << "genmodels: wrote " << json_out << " (toy run: sliced Wasserstein, MMD)\n";
+        return 0;
+      }
       images = gm::io::to_uint8(s.x);
       labels = s.labels;
       if (json_out.empty()) json_out = eval_target + "/eval.json";

@@ -4,10 +4,13 @@
 #include <sys/wait.h>
 
 #include <array>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 
+#include "genmodels/core/atomic_file.h"
+#include "genmodels/core/json.h"
 #include "genmodels/core/jsonl.h"
 #include "genmodels/io/image.h"
 #include "genmodels/io/npy.h"
@@ -113,6 +116,14 @@ TEST(Cli, ToyRunWritesEverything) {
   Result bad = cli("sample " + run + " --precision fp16");
   EXPECT_EQ(bad.status, 2);
   EXPECT_NE(bad.err.find("fp32, bf16"), std::string::npos) << bad.err;
+
+  // eval of a toy run: sliced Wasserstein and MMD against the toy's test draws.
+  Result e = cli("eval " + run + " --n 500 --steps 10");
+  ASSERT_EQ(e.status, 0) << e.err;
+  EXPECT_NE(e.out.find("swd"), std::string::npos) << e.out;
+  auto j = gm::Json::parse(gm::read_file(run + "/eval.json"));
+  EXPECT_GT(j["metrics"]["swd"]["value"].get<double>(), 0.0);
+  EXPECT_TRUE(std::isfinite(j["metrics"]["mmd_rbf"]["value"].get<double>()));
 }
 
 TEST(Cli, SigintSavesCheckpointAndResumes) {

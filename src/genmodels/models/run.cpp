@@ -295,6 +295,7 @@ SampleResult sample_run(const SampleArgs& a) {
   SampleResult res = model->sample(req);
   if (bar) bar->finish("");
   res.params["model"] = entry.name;
+  res.params["data"] = run.info.dataset;
   res.params["run"] = a.run;
   res.params["ema"] = a.raw_weights ? "false" : "true";
   return res;
