@@ -3,6 +3,7 @@
 // twin train-step loop that mirrors src/genmodels/train/trainer.cpp (zero_grad, Model::loss,
 // item, backward, clip_grad_norm_, Adam, EMA).
 #pragma once
+#include <dlfcn.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -11,6 +12,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -139,6 +142,119 @@ inline void print_phases(const Json& cpp, const Json& py) {
     std::printf("   Python %.1f / %.1f / %.1f / %.1f", ms(py, "forward_s"), ms(py, "backward_s"),
                 ms(py, "optimizer_s"), ms(py, "ema_s"));
   std::printf("\n");
+}
+
+// ---------------------------------------------------------------- twin benches (C++ vs Python)
+struct TwinArgs {
+  std::string json_path;  ///< default: bench/results/<bench>.json
+  std::string configs;    ///< comma list of configurations / models
+  std::string python = "/usr/bin/python3";
+  int threads = 2, warmup = 3, iters = 20;
+  bool run_python = true;
+};
+
+/// Parses --json --threads --warmup --iters --configs --python --no-python into `a` (which holds
+/// the defaults); an unknown flag throws with the usage line.
+inline void parse_twin_args(int argc, char** argv, TwinArgs& a, const std::string& usage) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string f = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) throw std::runtime_error(f + " needs a value; usage: " + usage);
+      return argv[++i];
+    };
+    if (f == "--json")
+      a.json_path = next();
+    else if (f == "--threads")
+      a.threads = std::stoi(next());
+    else if (f == "--warmup")
+      a.warmup = std::stoi(next());
+    else if (f == "--iters")
+      a.iters = std::stoi(next());
+    else if (f == "--configs")
+      a.configs = next();
+    else if (f == "--python")
+      a.python = next();
+    else if (f == "--no-python")
+      a.run_python = false;
+    else
+      throw std::runtime_error("unknown flag " + f + "; usage: " + usage);
+  }
+  // OpenBLAS single-threaded (its pool fights OpenMP; the twin gets OPENBLAS_NUM_THREADS=1).
+  if (auto set = reinterpret_cast<void (*)(int)>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
+    set(1);
+  torch::set_num_threads(a.threads);
+}
+
+inline std::vector<std::string> split_list(const std::string& list) {
+  std::vector<std::string> out;
+  std::stringstream ss(list);
+  std::string item;
+  while (std::getline(ss, item, ',')) out.push_back(item);
+  return out;
+}
+
+/// Runs bench/SCRIPT on the manifest in `dir` with the standard flags; its report or {}.
+inline Json run_twin(const std::string& script, const std::string& dir, const TwinArgs& a) {
+  if (!a.run_python) return Json::object();
+  const std::string out = dir + "/python.json";
+  return run_python("OPENBLAS_NUM_THREADS=1 " + a.python + " " + source_dir() + "/bench/" + script +
+                        " --dir " + dir + " --json " + out + " --threads " +
+                        std::to_string(a.threads) + " --warmup " + std::to_string(a.warmup) +
+                        " --iters " + std::to_string(a.iters),
+                    out);
+}
+
+struct TwinModel {
+  std::string name;
+  gm::Model* model;
+  int64_t batch;
+  double lr, clip;
+};
+
+/// Times each model's train step on a fixed random 8-bit 1x28x28 batch, prints one table row
+/// per model (with the twin's img/s, the speedup and per-phase times) and fills out["train"].
+inline void train_table(const std::vector<TwinModel>& models, const Json& py, const TwinArgs& a,
+                        Json& out) {
+  std::printf("\ntrain step, 1x28x28, %d threads, load %s\n", a.threads, load_string().c_str());
+  std::printf("%-16s %6s %10s %12s %12s %12s %9s\n", "config", "batch", "params", "C++ ms/step",
+              "C++ img/s", "Py img/s", "speedup");
+  for (const auto& m : models) {
+    torch::manual_seed(0);
+    torch::Tensor x = torch::randint(0, 256, {m.batch, 1, 28, 28}).to(torch::kFloat32) / 127.5 - 1;
+    const StepTimes st =
+        time_train_steps(*m.model, x, torch::Tensor(), m.lr, m.clip, a.warmup, a.iters);
+    const double med = median(st.total);
+    int64_t params = 0;
+    for (auto& p : m.model->module().parameters()) params += p.numel();
+    Json row = {{"params", params},
+                {"batch", m.batch},
+                {"cpp_median_s", med},
+                {"cpp_img_per_s", m.batch / med},
+                {"cpp_phases", st.medians()}};
+    double speedup = 0, py_ips = 0;
+    Json py_phases;
+    if (py.contains(m.name) && py[m.name].contains("median_s")) {
+      py_ips = m.batch / py[m.name]["median_s"].get<double>();
+      speedup = (m.batch / med) / py_ips;
+      row["python_img_per_s"] = py_ips;
+      row["speedup"] = speedup;
+      row["python_validation"] = py[m.name]["validation"];
+      row["python_phases"] = py_phases = py[m.name]["phases"];
+    }
+    out["train"][m.name] = row;
+    std::printf("%-16s %6lld %10lld %12.2f %12.0f %12.0f %8.2fx\n", m.name.c_str(),
+                (long long)m.batch, (long long)params, med * 1e3, m.batch / med, py_ips, speedup);
+    print_phases(row["cpp_phases"], py_phases);
+  }
+}
+
+/// Writes the report to a.json_path and removes the temporary directory.
+inline void finish(Json& out, const TwinArgs& a, const std::string& dir) {
+  out["load_after"] = load_string();
+  std::filesystem::create_directories(std::filesystem::path(a.json_path).parent_path());
+  std::ofstream(a.json_path) << out.dump(1);
+  std::printf("wrote %s\n", a.json_path.c_str());
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace gm::bench

@@ -10,8 +10,6 @@
 // twin loads them (load_state_dict strict) and must match to 1e-4 before timing. Both then time
 // the trainer's step: zero_grad, uniform dequantisation + pre-processing + log p (bits/dim loss),
 // item, backward, clip train.grad_clip, Adam, EMA 0.999.
-#include <dlfcn.h>
-
 #include <cmath>
 #include <cstdio>
 #include <iostream>
@@ -71,116 +69,40 @@ Json write_config(gm::Model& model, const gm::Config& c, const std::string& dir,
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  std::string json_path = B::source_dir() + "/bench/results/flow_bench.json";
-  std::string configs = "glow,realnvp", python = "/usr/bin/python3";
-  int threads = 2, warmup = 3, iters = 20;
-  bool run_python = true;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) throw std::runtime_error(a + " needs a value");
-      return argv[++i];
-    };
-    if (a == "--json")
-      json_path = next();
-    else if (a == "--threads")
-      threads = std::stoi(next());
-    else if (a == "--warmup")
-      warmup = std::stoi(next());
-    else if (a == "--iters")
-      iters = std::stoi(next());
-    else if (a == "--configs")
-      configs = next();
-    else if (a == "--python")
-      python = next();
-    else if (a == "--no-python")
-      run_python = false;
-    else {
-      std::cerr << "usage: flow_bench [--json PATH] [--threads N] [--warmup N] [--iters N] "
-                   "[--configs glow,realnvp] [--no-python]\n";
-      return 2;
-    }
-  }
-  if (auto f = reinterpret_cast<void (*)(int)>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
-    f(1);
-  torch::set_num_threads(threads);
-
+int main(int argc, char** argv) try {
+  B::TwinArgs a;
+  a.json_path = B::source_dir() + "/bench/results/flow_bench.json";
+  a.configs = "glow,realnvp";
+  B::parse_twin_args(argc, argv, a,
+                     "flow_bench [--json PATH] [--threads N] [--warmup N] [--iters N] "
+                     "[--configs glow,realnvp] [--no-python]");
   gm::DataInfo info;
   info.dataset = "fashion-mnist-shaped (random 8-bit levels)";
   info.shape = {1, 28, 28};
-  std::vector<std::string> names;
-  {
-    std::stringstream ss(configs);
-    std::string n;
-    while (std::getline(ss, n, ',')) names.push_back(n);
-  }
   const std::string dir = B::temp_dir("flow_bench");
   Json manifest, out;
   out["load_before"] = B::load_string();
-  out["threads"] = threads;
+  out["threads"] = a.threads;
   std::vector<std::unique_ptr<gm::Model>> models;
-  std::vector<int64_t> batches;
-  for (const auto& name : names) {
+  std::vector<B::TwinModel> twins;
+  for (const auto& name : B::split_list(a.configs)) {
     const auto& entry = gm::find_model(name);
     gm::Config c = gm::make_config(entry);
     torch::manual_seed(1234);
     models.push_back(entry.create(c, info));
-    batches.push_back(c.get_int("train.batch_size"));
-    Json j = write_config(*models.back(), c, dir + "/" + name, batches.back());
+    const int64_t batch = c.get_int("train.batch_size");
+    Json j = write_config(*models.back(), c, dir + "/" + name, batch);
     j["name"] = name;
     manifest["configs"].push_back(j);
+    twins.push_back({name, models.back().get(), batch, c.get_float("train.lr"),
+                     c.get_float("train.grad_clip")});
   }
   std::ofstream(dir + "/manifest.json") << manifest.dump(1);
-  Json py = Json::object();
-  if (run_python) {
-    const std::string pyjson = dir + "/python.json";
-    py = B::run_python("OPENBLAS_NUM_THREADS=1 " + python + " " + B::source_dir() +
-                           "/bench/flow_reference.py --dir " + dir + " --json " + pyjson +
-                           " --threads " + std::to_string(threads) + " --warmup " +
-                           std::to_string(warmup) + " --iters " + std::to_string(iters),
-                       pyjson);
-  }
-  out["python"] = py;
-  std::printf("\nflow_bench: train step, 1x28x28, %d threads, load %s\n", threads,
-              B::load_string().c_str());
-  std::printf("%-10s %6s %10s %12s %12s %12s %9s\n", "model", "batch", "params", "C++ ms/step",
-              "C++ img/s", "Py img/s", "speedup");
-  for (size_t i = 0; i < names.size(); ++i) {
-    const auto& name = names[i];
-    const int64_t batch = batches[i];
-    torch::manual_seed(0);
-    torch::Tensor x = torch::randint(0, 256, {batch, 1, 28, 28}).to(torch::kFloat32) / 127.5 - 1;
-    const Json& cj = manifest["configs"][i];
-    const auto st = B::time_train_steps(*models[i], x, torch::Tensor(), cj["lr"].get<double>(),
-                                        cj["clip"].get<double>(), warmup, iters);
-    const double med = B::median(st.total);
-    int64_t params = 0;
-    for (auto& p : models[i]->module().parameters()) params += p.numel();
-    Json row = {{"params", params},
-                {"batch", batch},
-                {"cpp_median_s", med},
-                {"cpp_img_per_s", batch / med},
-                {"cpp_phases", st.medians()}};
-    double speedup = 0, py_ips = 0;
-    if (py.contains(name) && py[name].contains("median_s")) {
-      py_ips = batch / py[name]["median_s"].get<double>();
-      speedup = (batch / med) / py_ips;
-      row["python_img_per_s"] = py_ips;
-      row["speedup"] = speedup;
-      row["python_validation"] = py[name]["validation"];
-      row["python_phases"] = py[name]["phases"];
-    }
-    out["train"][name] = row;
-    std::printf("%-10s %6lld %10lld %12.2f %12.0f %12.0f %8.2fx\n", name.c_str(), (long long)batch,
-                (long long)params, med * 1e3, batch / med, py_ips, speedup);
-    B::print_phases(row["cpp_phases"],
-                    row.contains("python_phases") ? row["python_phases"] : Json());
-  }
-  out["load_after"] = B::load_string();
-  std::filesystem::create_directories(std::filesystem::path(json_path).parent_path());
-  std::ofstream(json_path) << out.dump(1);
-  std::printf("wrote %s\n", json_path.c_str());
-  std::filesystem::remove_all(dir);
+  out["python"] = B::run_twin("flow_reference.py", dir, a);
+  B::train_table(twins, out["python"], a, out);
+  B::finish(out, a, dir);
   return 0;
+} catch (const std::exception& e) {
+  std::cerr << "flow_bench: " << e.what() << "\n";
+  return 2;
 }

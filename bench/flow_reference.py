@@ -10,18 +10,16 @@ parameter and buffer (names match the C++ modules, so load_state_dict(strict=Tru
 architecture) and check_y.npy with the C++ mean log p and gradient norm (validated to 1e-4
 before timing; exit status 2 on mismatch).
 """
-import argparse
-import json
 import math
 import os
-import statistics
 import sys
-import time
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import twin_common as tc  # noqa: E402
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -209,72 +207,13 @@ def bpd_loss(net, cfg, x):
     return nll.mean() / (d * math.log(2.0))
 
 
-def load(d, name):
-    return torch.from_numpy(np.load(os.path.join(d, name + ".npy")))
-
-
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--dir", required=True)
-    ap.add_argument("--json", required=True)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--iters", type=int, default=20)
-    a = ap.parse_args()
-    torch.set_num_threads(a.threads)
-    manifest = json.load(open(os.path.join(a.dir, "manifest.json")))
-    out = {"torch": torch.__version__, "threads": torch.get_num_threads()}
-    for cfg in manifest["configs"]:
-        d = os.path.join(a.dir, cfg["name"])
-        net = Holder(cfg)
-        net.load_state_dict({n: load(d, "param." + n) for n in cfg["params"]}, strict=True)
-        y = load(d, "check_y")
-        lp = net.flow.log_prob(y).mean()
-        (-lp).backward()
-        gnorm = math.sqrt(sum(float(p.grad.square().sum()) for p in net.parameters()
-                              if p.grad is not None))
-        rl = abs(lp.item() - cfg["check_log_prob"]) / max(1.0, abs(cfg["check_log_prob"]))
-        rg = abs(gnorm - cfg["check_grad_norm"]) / max(1e-8, cfg["check_grad_norm"])
-        print(f"[python] {cfg['name']}: log p {lp.item():.4f} (C++ {cfg['check_log_prob']:.4f}),"
-              f" grad norm {gnorm:.4f} (C++ {cfg['check_grad_norm']:.4f})")
-        if rl > 1e-4 or rg > 1e-4:
-            print(f"[python] {cfg['name']}: validation FAILED", file=sys.stderr)
-            sys.exit(2)
-        torch.manual_seed(0)
-        b = cfg["batch"]
-        x = torch.randint(0, 256, (b, 1, 28, 28)).float() / 127.5 - 1
-        params = list(net.parameters())
-        opt = torch.optim.Adam(params, lr=cfg["lr"])
-        shadow = [p.detach().clone() for p in params]
-        times, phases = [], {"forward_s": [], "backward_s": [], "optimizer_s": [], "ema_s": []}
-        for i in range(a.warmup + a.iters):
-            t0 = time.perf_counter()
-            opt.zero_grad()
-            loss = bpd_loss(net, cfg, x)
-            loss.item()
-            t1 = time.perf_counter()
-            loss.backward()
-            t2 = time.perf_counter()
-            if cfg["clip"] > 0:
-                torch.nn.utils.clip_grad_norm_(params, cfg["clip"])
-            opt.step()
-            t3 = time.perf_counter()
-            n = i + 1
-            decay = min(0.999, (1 + n) / (10 + n))
-            with torch.no_grad():
-                torch._foreach_mul_(shadow, decay)
-                torch._foreach_add_(shadow, params, alpha=1 - decay)
-            t4 = time.perf_counter()
-            if i >= a.warmup:
-                times.append(t4 - t0)
-                for k, v in zip(phases, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
-                    phases[k].append(v)
-        out[cfg["name"]] = {"median_s": statistics.median(times), "times": times,
-                            "phases": {k: statistics.median(v) for k, v in phases.items()},
-                            "validation": {"log_prob_rel_err": rl, "grad_norm_rel_err": rg}}
-        print(f"[python] {cfg['name']}: {b / statistics.median(times):.0f} img/s")
-    json.dump(out, open(a.json, "w"), indent=1)
+def validate(net, d, cfg):
+    y = tc.load(d, "check_y")
+    lp = net.flow.log_prob(y).mean()
+    (-lp).backward()
+    return tc.validate(cfg["name"], "log prob", lp.item(), cfg["check_log_prob"],
+                       tc.grad_norm(net), cfg["check_grad_norm"])
 
 
 if __name__ == "__main__":
-    main()
+    tc.run(3, 20, Holder, validate, bpd_loss)

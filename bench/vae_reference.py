@@ -9,18 +9,16 @@ DIR/manifest.json lists the configurations; DIR/NAME/ holds param.vae.encoder.0.
 check_{x,target,eps}.npy with the C++ loss and gradient norm. Each configuration is validated
 (exit status 2 on mismatch) before its train step is timed.
 """
-import argparse
-import json
 import math
 import os
-import statistics
 import sys
-import time
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import twin_common as tc  # noqa: E402
 
 HALF_BIN = 1.0 / 255.0
 MIN_LOG_SCALE = -7.0
@@ -101,75 +99,20 @@ class Holder(nn.Module):  # the C++ registry module: VaeNet { vae }
         self.register_buffer("kl_step", torch.zeros(1, dtype=torch.float64))
 
 
-def load(d, name):
-    return torch.from_numpy(np.load(os.path.join(d, name + ".npy")))
+def validate(net, d, cfg):
+    target, eps = tc.load(d, "check_target"), tc.load(d, "check_eps")
+    net.zero_grad()
+    loss = net.vae.loss(target, eps)
+    loss.backward()
+    return tc.validate(cfg["name"], "loss", loss.item(), cfg["check_loss"], tc.grad_norm(net),
+                       cfg["check_grad_norm"])
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--dir", required=True)
-    ap.add_argument("--json", required=True)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--warmup", type=int, default=5)
-    ap.add_argument("--iters", type=int, default=40)
-    a = ap.parse_args()
-    torch.set_num_threads(a.threads)
-    manifest = json.load(open(os.path.join(a.dir, "manifest.json")))
-    out = {"torch": torch.__version__, "threads": torch.get_num_threads()}
-    for cfg in manifest["configs"]:
-        d = os.path.join(a.dir, cfg["name"])
-        net = Holder(cfg)
-        net.load_state_dict({n: load(d, "param." + n) for n in cfg["params"]}, strict=True)
-        # validation
-        target, eps = load(d, "check_target"), load(d, "check_eps")
-        net.zero_grad()
-        loss = net.vae.loss(target, eps)
-        loss.backward()
-        gnorm = math.sqrt(sum(float(p.grad.square().sum()) for p in net.parameters()))
-        rl = abs(loss.item() - cfg["check_loss"]) / max(1.0, abs(cfg["check_loss"]))
-        rg = abs(gnorm - cfg["check_grad_norm"]) / max(1e-8, cfg["check_grad_norm"])
-        print(f"[python] {cfg['name']}: loss {loss.item():.6f} (C++ {cfg['check_loss']:.6f}), "
-              f"grad norm {gnorm:.6f} (C++ {cfg['check_grad_norm']:.6f})")
-        if rl > 1e-4 or rg > 1e-4:
-            print(f"[python] {cfg['name']}: validation FAILED", file=sys.stderr)
-            sys.exit(2)
-        # timing: the trainer's step with fresh binarisation and noise
-        torch.manual_seed(0)
-        b = cfg["batch"]
-        x = torch.randint(0, 256, (b, 1, 28, 28)).float() / 127.5 - 1
-        params = list(net.parameters())
-        opt = torch.optim.Adam(params, lr=cfg["lr"])
-        shadow = [p.detach().clone() for p in params]
-        net.train()
-        times, phases = [], {"forward_s": [], "backward_s": [], "optimizer_s": [], "ema_s": []}
-        for i in range(a.warmup + a.iters):
-            t0 = time.perf_counter()
-            opt.zero_grad()
-            xt = torch.bernoulli((x + 1) * 0.5) if cfg["likelihood"] == "bernoulli" else x
-            loss = net.vae.loss(xt)
-            loss.item()
-            t1 = time.perf_counter()
-            loss.backward()
-            t2 = time.perf_counter()
-            torch.nn.utils.clip_grad_norm_(params, cfg["clip"])
-            opt.step()
-            t3 = time.perf_counter()
-            n = i + 1
-            decay = min(0.999, (1 + n) / (10 + n))
-            with torch.no_grad():
-                torch._foreach_mul_(shadow, decay)
-                torch._foreach_add_(shadow, params, alpha=1 - decay)
-            t4 = time.perf_counter()
-            if i >= a.warmup:
-                times.append(t4 - t0)
-                for k, v in zip(phases, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
-                    phases[k].append(v)
-        out[cfg["name"]] = {"median_s": statistics.median(times), "times": times,
-                            "phases": {k: statistics.median(v) for k, v in phases.items()},
-                            "validation": {"loss_rel_err": rl, "grad_norm_rel_err": rg}}
-        print(f"[python] {cfg['name']}: {b / statistics.median(times):.0f} img/s")
-    json.dump(out, open(a.json, "w"), indent=1)
+def train_loss(net, cfg, x):
+    # fresh binarisation and reparameterisation noise each step, as the C++ model does
+    xt = torch.bernoulli((x + 1) * 0.5) if cfg["likelihood"] == "bernoulli" else x
+    return net.vae.loss(xt)
 
 
 if __name__ == "__main__":
-    main()
+    tc.run(5, 40, Holder, validate, train_loss)

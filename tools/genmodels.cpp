@@ -149,15 +149,21 @@ int run(int argc, char** argv) {
       la.threads = eval_threads;
       likelihood = gm::run_likelihood(la);
     }
-    if (eo.metrics.empty() && want_nll) {
-      gm::Json result = {
-          {"target", eval_target}, {"likelihood", likelihood}, {"metrics", gm::Json::object()}};
-      for (const auto& [key, v] : likelihood.items())
-        if (v.is_number_float()) result["metrics"][key] = {{"value", v}};
+    // Adds the likelihood (if asked), prints the table and writes the JSON.
+    auto emit = [&](gm::Json result, const std::string& default_json) {
+      result["target"] = eval_target;
+      if (want_nll) {
+        result["likelihood"] = likelihood;
+        for (const auto& [key, v] : likelihood.items())
+          if (v.is_number_float()) result["metrics"][key] = {{"value", v}};
+      }
       std::cout << gm::metrics::format_table(result);
-      if (json_out.empty()) json_out = eval_target + "/eval.json";
+      if (json_out.empty()) json_out = default_json;
       gm::write_file_atomic(json_out, result.dump(2) + "\n");
       std::cerr << "genmodels: wrote " << json_out << "\n";
+    };
+    if (eo.metrics.empty() && want_nll) {
+      emit({{"metrics", gm::Json::object()}}, eval_target + "/eval.json");
       return 0;
     }
     if (is_run) {
@@ -172,18 +178,10 @@ int run(int argc, char** argv) {
         o.split = "test";
         o.limit = s.x.size(0);
         const torch::Tensor ref = gm::data::load_dataset(s.params.at("data"), o).x;
-        gm::Json result = {{"target", eval_target}, {"n", s.x.size(0)}};
+        gm::Json result = {{"n", s.x.size(0)}};
         result["metrics"]["swd"] = {{"value", gm::metrics::sliced_wasserstein(s.x, ref)}};
         result["metrics"]["mmd_rbf"] = {{"value", gm::metrics::mmd_rbf(s.x, ref)}};
-        if (want_nll) {
-          result["likelihood"] = likelihood;
-          for (const auto& [key, v] : likelihood.items())
-            if (v.is_number_float()) result["metrics"][key] = {{"value", v}};
-        }
-        std::cout << gm::metrics::format_table(result);
-        if (json_out.empty()) json_out = eval_target + "/eval.json";
-        gm::write_file_atomic(json_out, result.dump(2) + "\n");
-        std::cerr << "genmodels: wrote " << json_out << " (toy run: sliced Wasserstein, MMD)\n";
+        emit(result, eval_target + "/eval.json");
         return 0;
       }
       images = gm::io::to_uint8(s.x);
@@ -201,16 +199,7 @@ int run(int argc, char** argv) {
       if (json_out.empty())
         json_out = (fs::is_directory(eval_target) ? eval_target + "/eval" : eval_target) + ".json";
     }
-    gm::Json result = gm::metrics::evaluate_images(images, labels, eo);
-    result["target"] = eval_target;
-    if (want_nll) {
-      result["likelihood"] = likelihood;
-      for (const auto& [key, v] : likelihood.items())
-        if (v.is_number_float()) result["metrics"][key] = {{"value", v}};
-    }
-    std::cout << gm::metrics::format_table(result);
-    gm::write_file_atomic(json_out, result.dump(2) + "\n");
-    std::cerr << "genmodels: wrote " << json_out << "\n";
+    emit(gm::metrics::evaluate_images(images, labels, eo), json_out);
   } else if (*list) {
     std::cout << gm::list_registry();
   }
