@@ -12,7 +12,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -255,6 +257,52 @@ inline void finish(Json& out, const TwinArgs& a, const std::string& dir) {
   std::ofstream(a.json_path) << out.dump(1);
   std::printf("wrote %s\n", a.json_path.c_str());
   std::filesystem::remove_all(dir);
+}
+
+struct TwinSpec {
+  std::string name;               ///< configuration name (table row, twin's sub-directory)
+  std::string model;              ///< registry name
+  std::vector<std::string> sets;  ///< "key=value" over the registry defaults
+};
+
+/// Writes one configuration's weights and validation data into a directory; returns its
+/// manifest entry (the twin reads "batch", "lr", "clip" and its own keys).
+using WriteConfig =
+    std::function<Json(gm::Model&, const gm::Config&, const std::string& dir, int64_t batch)>;
+
+/// The whole twin bench: builds every spec on 1x28x28 data, writes the manifest, runs the Python
+/// twin `script`, times both sides, prints the table and writes the JSON report.
+inline void run_twin_bench(const TwinArgs& a, const std::vector<TwinSpec>& specs,
+                           const std::string& script, const WriteConfig& write_config) {
+  gm::DataInfo info;
+  info.dataset = "fashion-mnist-shaped (random 8-bit levels)";
+  info.shape = {1, 28, 28};
+  const std::string dir = temp_dir("twin_bench");
+  Json manifest, out;
+  out["load_before"] = load_string();
+  out["threads"] = a.threads;
+  std::vector<std::unique_ptr<gm::Model>> models;
+  std::vector<TwinModel> twins;
+  for (const auto& spec : specs) {
+    const auto& entry = gm::find_model(spec.model);
+    gm::Config c = gm::make_config(entry);
+    for (const auto& s : spec.sets) c.set_assignment(s);
+    torch::manual_seed(1234);
+    models.push_back(entry.create(c, info));
+    const int64_t batch = c.get_int("train.batch_size");
+    Json j = write_config(*models.back(), c, dir + "/" + spec.name, batch);
+    j["name"] = spec.name;
+    j["batch"] = batch;
+    j["lr"] = c.get_float("train.lr");
+    j["clip"] = c.get_float("train.grad_clip");
+    manifest["configs"].push_back(j);
+    twins.push_back({spec.name, models.back().get(), batch, c.get_float("train.lr"),
+                     c.get_float("train.grad_clip")});
+  }
+  std::ofstream(dir + "/manifest.json") << manifest.dump(1);
+  out["python"] = run_twin(script, dir, a);
+  train_table(twins, out["python"], a, out);
+  finish(out, a, dir);
 }
 
 }  // namespace gm::bench

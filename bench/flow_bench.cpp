@@ -48,10 +48,7 @@ Json write_config(gm::Model& model, const gm::Config& c, const std::string& dir,
             {"scale", c.get_string("model.coupling_scale")},
             {"scale_bound", o.scale_bound},
             {"dequantize", c.get_string("model.dequantize")},
-            {"logit_alpha", c.get_float("model.logit_alpha")},
-            {"batch", batch},
-            {"lr", c.get_float("train.lr")},
-            {"clip", c.get_float("train.grad_clip")}};
+            {"logit_alpha", c.get_float("model.logit_alpha")}};
   j["params"] = B::write_state(model.module(), dir);
   torch::manual_seed(7);
   torch::Tensor y = torch::randn({8, 1, 28, 28});
@@ -76,31 +73,9 @@ int main(int argc, char** argv) try {
   B::parse_twin_args(argc, argv, a,
                      "flow_bench [--json PATH] [--threads N] [--warmup N] [--iters N] "
                      "[--configs glow,realnvp] [--no-python]");
-  gm::DataInfo info;
-  info.dataset = "fashion-mnist-shaped (random 8-bit levels)";
-  info.shape = {1, 28, 28};
-  const std::string dir = B::temp_dir("flow_bench");
-  Json manifest, out;
-  out["load_before"] = B::load_string();
-  out["threads"] = a.threads;
-  std::vector<std::unique_ptr<gm::Model>> models;
-  std::vector<B::TwinModel> twins;
-  for (const auto& name : B::split_list(a.configs)) {
-    const auto& entry = gm::find_model(name);
-    gm::Config c = gm::make_config(entry);
-    torch::manual_seed(1234);
-    models.push_back(entry.create(c, info));
-    const int64_t batch = c.get_int("train.batch_size");
-    Json j = write_config(*models.back(), c, dir + "/" + name, batch);
-    j["name"] = name;
-    manifest["configs"].push_back(j);
-    twins.push_back({name, models.back().get(), batch, c.get_float("train.lr"),
-                     c.get_float("train.grad_clip")});
-  }
-  std::ofstream(dir + "/manifest.json") << manifest.dump(1);
-  out["python"] = B::run_twin("flow_reference.py", dir, a);
-  B::train_table(twins, out["python"], a, out);
-  B::finish(out, a, dir);
+  std::vector<B::TwinSpec> specs;
+  for (const auto& name : B::split_list(a.configs)) specs.push_back({name, name, {}});
+  B::run_twin_bench(a, specs, "flow_reference.py", write_config);
   return 0;
 } catch (const std::exception& e) {
   std::cerr << "flow_bench: " << e.what() << "\n";

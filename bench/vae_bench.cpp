@@ -53,19 +53,13 @@ const char* likelihood_name(gm::vae::Likelihood l) {
 }
 
 // Writes weights + a validation batch for one configuration; returns its manifest entry.
-Json write_config(gm::Model& model, const gm::Config& c, const std::string& dir, int64_t batch) {
+Json write_config(gm::Model& model, const gm::Config&, const std::string& dir, int64_t) {
   std::filesystem::create_directories(dir);
   auto v = vae_of(model);
   const auto& o = v->options();
-  Json j = {{"arch", o.arch},
-            {"shape", o.shape},
-            {"latent", o.latent},
-            {"hidden", o.hidden},
-            {"channels", o.channels},
-            {"likelihood", likelihood_name(o.likelihood)},
-            {"batch", batch},
-            {"lr", c.get_float("train.lr")},
-            {"clip", c.get_float("train.grad_clip")}};
+  Json j = {{"arch", o.arch},         {"shape", o.shape},
+            {"latent", o.latent},     {"hidden", o.hidden},
+            {"channels", o.channels}, {"likelihood", likelihood_name(o.likelihood)}};
   j["params"] = B::write_state(model.module(), dir);
   // Validation: fixed 8-bit batch, target and noise; loss = mean(-log p(x|z) + KL).
   torch::manual_seed(7);
@@ -101,35 +95,17 @@ int main(int argc, char** argv) try {
   B::parse_twin_args(argc, argv, a,
                      "vae_bench [--json PATH] [--threads N] [--warmup N] [--iters N] "
                      "[--configs conv-logistic,mlp-bernoulli,mlp-logistic] [--no-python]");
-  gm::DataInfo info;
-  info.dataset = "fashion-mnist-shaped (random 8-bit levels)";
-  info.shape = {1, 28, 28};
-  const int64_t batch = 128;
-  const std::string dir = B::temp_dir("vae_bench");
-  Json manifest, out;
-  out["load_before"] = B::load_string();
-  out["threads"] = a.threads;
-  std::vector<std::unique_ptr<gm::Model>> models;
-  std::vector<B::TwinModel> twins;
+  std::vector<B::TwinSpec> specs;
   for (const auto& name : B::split_list(a.configs)) {
     const BenchConfig* bc = nullptr;
     for (const auto& c : kConfigs)
       if (c.name == name) bc = &c;
     if (!bc) throw std::runtime_error("--configs: unknown '" + name + "'");
-    gm::Config c = gm::make_config(gm::find_model("vae"));
-    for (const auto& s : bc->sets) c.set_assignment(s);
-    torch::manual_seed(1234);
-    models.push_back(gm::find_model("vae").create(c, info));
-    Json j = write_config(*models.back(), c, dir + "/" + name, batch);
-    j["name"] = name;
-    manifest["configs"].push_back(j);
-    twins.push_back({name, models.back().get(), batch, c.get_float("train.lr"),
-                     c.get_float("train.grad_clip")});
+    std::vector<std::string> sets = bc->sets;
+    sets.push_back("train.batch_size=128");
+    specs.push_back({name, "vae", sets});
   }
-  std::ofstream(dir + "/manifest.json") << manifest.dump(1);
-  out["python"] = B::run_twin("vae_reference.py", dir, a);
-  B::train_table(twins, out["python"], a, out);
-  B::finish(out, a, dir);
+  B::run_twin_bench(a, specs, "vae_reference.py", write_config);
   return 0;
 } catch (const std::exception& e) {
   std::cerr << "vae_bench: " << e.what() << "\n";
