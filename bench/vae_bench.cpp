@@ -32,6 +32,10 @@ const std::vector<BenchConfig> kConfigs = {
     {"conv-logistic", {"model.arch=conv", "model.likelihood=logistic"}},
     {"mlp-bernoulli", {"model.arch=mlp", "model.likelihood=bernoulli"}},
     {"mlp-logistic", {"model.arch=mlp", "model.likelihood=logistic"}},
+    {"conv-logistic-bf16",
+     {"model.arch=conv", "model.likelihood=logistic", "model.precision=bf16"}},
+    {"mlp-bernoulli-bf16",
+     {"model.arch=mlp", "model.likelihood=bernoulli", "model.precision=bf16"}},
 };
 
 std::shared_ptr<gm::vae::VaeImpl> vae_of(gm::Model& m) {
@@ -60,6 +64,7 @@ Json write_config(gm::Model& model, const gm::Config&, const std::string& dir, i
   Json j = {{"arch", o.arch},         {"shape", o.shape},
             {"latent", o.latent},     {"hidden", o.hidden},
             {"channels", o.channels}, {"likelihood", likelihood_name(o.likelihood)}};
+  j["bf16"] = o.bf16;
   j["params"] = B::write_state(model.module(), dir);
   // Validation: fixed 8-bit batch, target and noise; loss = mean(-log p(x|z) + KL).
   torch::manual_seed(7);

@@ -83,3 +83,31 @@ TEST(Vae, BadOptionsAreClearErrors) {
   EXPECT_NE(gm::test::error_of([] { parse_likelihood("poisson"); }).find("poisson"),
             std::string::npos);
 }
+
+// bf16 autocast runs the encoder and decoder body in bfloat16 but hands fp32 decoder parameters
+// to the likelihood, and on the same weights gives the fp32 loss to within bf16 rounding.
+TEST(Vae, Bf16AutocastKeepsOutputLayerAndLossInFp32) {
+  torch::manual_seed(3);
+  VaeOptions o;
+  o.shape = {1, 28, 28};
+  o.latent = 8;
+  o.hidden = 64;
+  o.channels = 8;
+  Vae f32(o);
+  o.bf16 = true;
+  Vae b16(o);
+  {
+    torch::NoGradGuard g;
+    auto src = f32->parameters(), dst = b16->parameters();
+    for (size_t i = 0; i < src.size(); ++i) dst[i].copy_(src[i]);
+  }
+  torch::Tensor x = torch::randint(0, 256, {16, 1, 28, 28}).to(torch::kFloat32) / 127.5 - 1;
+  torch::Tensor z = torch::randn({16, 8});
+  torch::Tensor p32 = f32->decode(z), p16 = b16->decode(z);
+  EXPECT_EQ(p16.scalar_type(), torch::kFloat32);
+  EXPECT_EQ(b16->encode(x).first.scalar_type(), torch::kFloat32);
+  const double l32 = f32->log_likelihood(x, p32).mean().item<double>();
+  const double l16 = b16->log_likelihood(x, p16).mean().item<double>();
+  EXPECT_NEAR(l16, l32, 0.01 * std::abs(l32));
+  EXPECT_GT((p16 - p32).abs().max().item<double>(), 0.0);  // it really ran in bf16
+}

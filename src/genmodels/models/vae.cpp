@@ -5,6 +5,7 @@
 #include "genmodels/core/error.h"
 #include "genmodels/io/image.h"
 #include "genmodels/metrics/bits_per_dim.h"
+#include "genmodels/nn/precision.h"
 #include "genmodels/vae/vae.h"
 
 namespace gm {
@@ -61,6 +62,8 @@ class VaeModel : public Model {
     o.channels = c.get_int("model.channels");
     const std::string lik = c.get_string("model.likelihood");
     o.likelihood = vae::parse_likelihood(lik == "auto" ? (image ? "logistic" : "gaussian") : lik);
+    o.bf16 = nn::parse_precision(c.get_string("model.precision"), "model.precision") ==
+             nn::Precision::Bf16;
     beta_ = c.get_float("model.beta");
     warmup_ = c.get_int("model.kl_warmup");
     default_k_ = c.get_int("model.iwae_k");
@@ -238,6 +241,12 @@ ModelEntry vae_entry() {
       {"model.beta", T::Float, "1.0", "KL weight (beta-VAE; 1 = the ELBO)"},
       {"model.kl_warmup", T::Int, "0", "steps over which the KL weight ramps from 0 to beta"},
       {"model.iwae_k", T::Int, "1000", "importance samples for the test likelihood (eval nll)"},
+      {"model.precision",
+       T::String,
+       "fp32",
+       "network arithmetic: fp32, or bf16 autocast for the encoder and decoder body (output "
+       "layer, likelihood and KL stay fp32)",
+       {"fp32", "bf16"}},
   };
   e.create = [](const Config& c, const DataInfo& info) {
     return std::make_unique<VaeModel>(c, info);

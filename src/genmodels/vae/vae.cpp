@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "genmodels/core/error.h"
+#include "genmodels/nn/precision.h"
 
 namespace gm::vae {
 
@@ -98,13 +99,30 @@ int64_t VaeImpl::dims() const {
 }
 
 std::pair<torch::Tensor, torch::Tensor> VaeImpl::encode(const torch::Tensor& x) {
-  torch::Tensor h = encoder_->forward(x);
+  torch::Tensor h;
+  {
+    gm::nn::AutocastScope autocast(options_.bf16 ? gm::nn::Precision::Bf16
+                                                 : gm::nn::Precision::Fp32);
+    h = encoder_->forward(x).to(torch::kFloat32);
+  }
   auto parts = h.chunk(2, 1);
   return {parts[0], parts[1]};
 }
 
 torch::Tensor VaeImpl::decode(const torch::Tensor& z) {
-  torch::Tensor p = decoder_->forward(z);
+  torch::Tensor p;
+  if (!options_.bf16) {
+    p = decoder_->forward(z);
+  } else {
+    torch::Tensor h = z;
+    const size_t n = decoder_->size();
+    {
+      gm::nn::AutocastScope autocast(gm::nn::Precision::Bf16);
+      size_t i = 0;
+      for (auto it = decoder_->begin(); i + 1 < n; ++it, ++i) h = it->forward(h);
+    }
+    p = (decoder_->begin() + static_cast<std::ptrdiff_t>(n - 1))->forward(h.to(torch::kFloat32));
+  }
   if (options_.arch == "mlp" && options_.shape.size() == 3) {
     const auto& s = options_.shape;
     p = p.view({z.size(0), params_per_dim_ * s[0], s[1], s[2]});

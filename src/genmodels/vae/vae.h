@@ -31,6 +31,10 @@ struct VaeOptions {
   int64_t hidden = 512;        ///< MLP width / conv fully connected width
   int64_t channels = 32;       ///< conv: channels of the first level (second: 2x)
   Likelihood likelihood = Likelihood::Logistic;
+  /// bf16: encoder and decoder body under CPU autocast; the decoder's output layer, the
+  /// likelihood and the KL stay fp32 (a bf16 logistic mean would be quantised to about one
+  /// pixel bin, 2/255).
+  bool bf16 = false;
 };
 
 /// KL(N(mu, exp(logvar)) || N(0, I)) summed over the last dimension (closed form,
