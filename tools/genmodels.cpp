@@ -25,6 +25,10 @@ int run(int argc, char** argv) {
       "  genmodels sample runs/fmnist --sampler ddim --steps 50 --n 100 --out out --npy out/s.npy\n"
       "  genmodels sample runs/fmnist --class 7 --guidance 3 --n 16\n"
       "  genmodels eval out/s.npy --metrics fid,kid,pr,acc,is\n"
+      "  genmodels train vae --data fashion-mnist --minutes 10 --out runs/vae\n"
+      "  genmodels eval runs/vae --metrics nll --n 1000 --k 1000   (IWAE test likelihood)\n"
+      "  genmodels train glow --data fashion-mnist --minutes 15 --out runs/glow\n"
+      "  genmodels sample runs/glow --temperature 0.7 --n 64\n"
       "  genmodels list"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "genmodels 0.1.0");
