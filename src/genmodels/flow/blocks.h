@@ -73,10 +73,16 @@ class ActNorm : public Bijection {
   ActNorm(int64_t channels, bool image);
   torch::Tensor forward(const torch::Tensor& x, torch::Tensor& logdet) override;
   torch::Tensor inverse(const torch::Tensor& y) override;
-  bool initialized() const { return initialized_.item<bool>(); }
+  /// Reads the buffer (a device sync) only until it has been seen true: once initialised, an
+  /// ActNorm stays so, and the forward pass must not sync on every call.
+  bool initialized() const {
+    if (!seen_initialized_) seen_initialized_ = initialized_.item<bool>();
+    return seen_initialized_;
+  }
 
  private:
   bool image_;
+  mutable bool seen_initialized_ = false;
   torch::Tensor bias_, log_scale_, initialized_;
 };
 

@@ -139,7 +139,7 @@ class FlowModel : public Model {
     return r;
   }
 
-  std::vector<std::string> write_figures(const std::string& dir, const data::Dataset& test,
+  std::vector<std::string> write_figures(const std::string& dir, const data::Dataset&,
                                          uint64_t seed) override {
     torch::NoGradGuard no_grad;
     holder_->eval();
@@ -165,7 +165,6 @@ class FlowModel : public Model {
       const double h = 2 * extent / 256;
       text["mass_in_window"] = std::to_string(p.sum().item<double>() * h * h);
     }
-    (void)test;
     return files;
   }
 
