@@ -27,3 +27,21 @@ AutocastScope::~AutocastScope() {
 }
 
 }  // namespace gm::nn
+
+#include "genmodels/nn/bf16_body.h"
+
+namespace gm::nn {
+
+torch::Tensor forward_bf16_body(torch::nn::Sequential& seq, const torch::Tensor& x) {
+  const size_t n = seq->size();
+  if (n == 0) return x;
+  torch::Tensor h = x;
+  {
+    AutocastScope autocast(Precision::Bf16);
+    size_t i = 0;
+    for (auto it = seq->begin(); i + 1 < n; ++it, ++i) h = it->forward(h);
+  }
+  return (seq->begin() + static_cast<std::ptrdiff_t>(n - 1))->forward(h.to(torch::kFloat32));
+}
+
+}  // namespace gm::nn

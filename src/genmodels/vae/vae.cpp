@@ -3,7 +3,10 @@
 #include <cmath>
 
 #include "genmodels/core/error.h"
+#include "genmodels/nn/bf16_body.h"
+#include "genmodels/nn/linear.h"
 #include "genmodels/nn/precision.h"
+#include "genmodels/nn/upconv.h"
 
 namespace gm::vae {
 
@@ -62,10 +65,10 @@ VaeImpl::VaeImpl(VaeOptions o) : options_(std::move(o)) {
   params_per_dim_ = options_.likelihood == Likelihood::Bernoulli ? 1 : 2;
   const int64_t D = dims(), L = options_.latent, H = options_.hidden;
   if (options_.arch == "mlp") {
-    encoder_ = nn::Sequential(nn::Flatten(), nn::Linear(D, H), nn::SiLU(), nn::Linear(H, H),
-                              nn::SiLU(), nn::Linear(H, 2 * L));
-    decoder_ = nn::Sequential(nn::Linear(L, H), nn::SiLU(), nn::Linear(H, H), nn::SiLU(),
-                              nn::Linear(H, params_per_dim_ * D));
+    encoder_ = nn::Sequential(nn::Flatten(), gm::nn::Linear(D, H), nn::SiLU(), gm::nn::Linear(H, H),
+                              nn::SiLU(), gm::nn::Linear(H, 2 * L));
+    decoder_ = nn::Sequential(gm::nn::Linear(L, H), nn::SiLU(), gm::nn::Linear(H, H), nn::SiLU(),
+                              gm::nn::Linear(H, params_per_dim_ * D));
   } else if (options_.arch == "conv") {
     if (!image || s[1] % 4 != 0 || s[2] % 4 != 0)
       throw Error(
@@ -76,13 +79,12 @@ VaeImpl::VaeImpl(VaeOptions o) : options_(std::move(o)) {
     auto conv = [](int64_t i, int64_t o) {
       return nn::Conv2d(nn::Conv2dOptions(i, o, 4).stride(2).padding(1));
     };
-    auto deconv = [](int64_t i, int64_t o) {
-      return nn::ConvTranspose2d(nn::ConvTranspose2dOptions(i, o, 4).stride(2).padding(1));
-    };
+    // ConvTranspose2d(k 4, s 2, p 1) computed on oneDNN (nn/upconv.h): same parameters.
+    auto deconv = [](int64_t i, int64_t o) { return gm::nn::UpConv2x(i, o); };
     encoder_ = nn::Sequential(conv(C, c), nn::SiLU(), conv(c, 2 * c), nn::SiLU(), nn::Flatten(),
-                              nn::Linear(flat, H), nn::SiLU(), nn::Linear(H, 2 * L));
+                              gm::nn::Linear(flat, H), nn::SiLU(), gm::nn::Linear(H, 2 * L));
     decoder_ =
-        nn::Sequential(nn::Linear(L, H), nn::SiLU(), nn::Linear(H, flat), nn::SiLU(),
+        nn::Sequential(gm::nn::Linear(L, H), nn::SiLU(), gm::nn::Linear(H, flat), nn::SiLU(),
                        nn::Unflatten(nn::UnflattenOptions(1, std::vector<int64_t>{2 * c, h4, w4})),
                        deconv(2 * c, c), nn::SiLU(), deconv(c, params_per_dim_ * C));
   } else {
@@ -110,19 +112,7 @@ std::pair<torch::Tensor, torch::Tensor> VaeImpl::encode(const torch::Tensor& x) 
 }
 
 torch::Tensor VaeImpl::decode(const torch::Tensor& z) {
-  torch::Tensor p;
-  if (!options_.bf16) {
-    p = decoder_->forward(z);
-  } else {
-    torch::Tensor h = z;
-    const size_t n = decoder_->size();
-    {
-      gm::nn::AutocastScope autocast(gm::nn::Precision::Bf16);
-      size_t i = 0;
-      for (auto it = decoder_->begin(); i + 1 < n; ++it, ++i) h = it->forward(h);
-    }
-    p = (decoder_->begin() + static_cast<std::ptrdiff_t>(n - 1))->forward(h.to(torch::kFloat32));
-  }
+  torch::Tensor p = options_.bf16 ? gm::nn::forward_bf16_body(decoder_, z) : decoder_->forward(z);
   if (options_.arch == "mlp" && options_.shape.size() == 3) {
     const auto& s = options_.shape;
     p = p.view({z.size(0), params_per_dim_ * s[0], s[1], s[2]});
