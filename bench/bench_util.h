@@ -4,6 +4,7 @@
 // item, backward, clip_grad_norm_, Adam, EMA).
 #pragma once
 #include <dlfcn.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -109,7 +110,14 @@ inline StepTimes time_train_steps(gm::Model& model, const torch::Tensor& x, cons
   torch::optim::Adam opt(mod.parameters(), torch::optim::AdamOptions(lr));
   gm::train::Ema ema(mod, 0.999, true);
   StepTimes st;
-  for (int i = 0; i < warmup + iters; ++i) {
+  // GM_BENCH_PROFILE=PREFIX: also write a Chrome trace of 3 extra steps to PREFIX.N.json.
+  static int profiled = 0;
+  const char* profile = std::getenv("GM_BENCH_PROFILE");
+  std::unique_ptr<torch::autograd::profiler::RecordProfile> recorder;
+  for (int i = 0; i < warmup + iters + (profile ? 3 : 0); ++i) {
+    if (profile && i == warmup + iters)
+      recorder = std::make_unique<torch::autograd::profiler::RecordProfile>(
+          std::string(profile) + "." + std::to_string(profiled++) + ".json");
     const auto t0 = Clock::now();
     opt.zero_grad();
     torch::Tensor loss = model.loss(x, y);
@@ -122,7 +130,7 @@ inline StepTimes time_train_steps(gm::Model& model, const torch::Tensor& x, cons
     const auto t3 = Clock::now();
     ema.update(mod, i + 1);
     const auto t4 = Clock::now();
-    if (i < warmup) continue;
+    if (i < warmup || i >= warmup + iters) continue;
     st.total.push_back(secs(t0, t4));
     st.forward.push_back(secs(t0, t1));
     st.backward.push_back(secs(t1, t2));

@@ -3,7 +3,7 @@
 // identical PyTorch-Python model (bench/flow_reference.py, Debian's /usr/bin/python3).
 //
 //   build/flow_bench [--json PATH] [--threads 2] [--warmup 3] [--iters 20] [--no-python]
-//                    [--configs glow,realnvp]
+//                    [--configs glow,realnvp,glow-bf16,realnvp-bf16]
 //
 // The C++ side runs one batch through each flow (ActNorm's data-dependent init), writes weights
 // and buffers, and a pre-processed validation batch with its log p and gradient norm; the Python
@@ -48,7 +48,8 @@ Json write_config(gm::Model& model, const gm::Config& c, const std::string& dir,
             {"scale", c.get_string("model.coupling_scale")},
             {"scale_bound", o.scale_bound},
             {"dequantize", c.get_string("model.dequantize")},
-            {"logit_alpha", c.get_float("model.logit_alpha")}};
+            {"logit_alpha", c.get_float("model.logit_alpha")},
+            {"bf16", o.bf16}};
   j["params"] = B::write_state(model.module(), dir);
   torch::manual_seed(7);
   torch::Tensor y = torch::randn({8, 1, 28, 28});
@@ -72,9 +73,15 @@ int main(int argc, char** argv) try {
   a.configs = "glow,realnvp";
   B::parse_twin_args(argc, argv, a,
                      "flow_bench [--json PATH] [--threads N] [--warmup N] [--iters N] "
-                     "[--configs glow,realnvp] [--no-python]");
+                     "[--configs glow,realnvp,glow-bf16,realnvp-bf16] [--no-python]");
   std::vector<B::TwinSpec> specs;
-  for (const auto& name : B::split_list(a.configs)) specs.push_back({name, name, {}});
+  // NAME or NAME-bf16 (model.precision=bf16: conditioner bodies in bf16).
+  for (const auto& name : B::split_list(a.configs)) {
+    const bool bf16 = name.size() > 5 && name.compare(name.size() - 5, 5, "-bf16") == 0;
+    const std::string model = bf16 ? name.substr(0, name.size() - 5) : name;
+    specs.push_back({name, model, bf16 ? std::vector<std::string>{"model.precision=bf16"}
+                                       : std::vector<std::string>{}});
+  }
   B::run_twin_bench(a, specs, "flow_reference.py", write_config);
   return 0;
 } catch (const std::exception& e) {

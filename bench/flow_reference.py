@@ -42,9 +42,10 @@ class ResBlock(nn.Module):
 
 
 class Coupling(nn.Module):
-    def __init__(self, channels, mask, parity, tanh, hidden, res_blocks, bound):
+    def __init__(self, channels, mask, parity, tanh, hidden, res_blocks, bound, bf16):
         super().__init__()
         self.mask, self.parity, self.tanh, self.bound = mask, parity, tanh, bound
+        self.bf16 = bf16
         out = channels // 2 if mask == "channel" else channels
         cin = channels // 2 if mask == "channel" else channels
         layers = [conv(cin, hidden, 3)]
@@ -57,8 +58,14 @@ class Coupling(nn.Module):
         if tanh:
             self.scale = nn.Parameter(torch.ones(1, out, 1, 1))
 
+    def conditioner(self, cond):
+        if not self.bf16:
+            return self.net(cond)
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # as AffineCoupling::conditioner
+            return self.net(cond).float()
+
     def scale_shift(self, cond):
-        h0, h1 = self.net(cond).chunk(2, 1)
+        h0, h1 = self.conditioner(cond).chunk(2, 1)
         if self.tanh:
             return self.scale * torch.tanh(h0), h1
         s = -F.softplus(-(h0 + 2.0))
@@ -151,7 +158,7 @@ class Flow(nn.Module):
         c, h, w = cfg["shape"]
         glow = cfg["arch"] == "glow"
         hid, res, steps = cfg["hidden"], cfg["res_blocks"], cfg["steps"]
-        tanh, bound = cfg["scale"] == "tanh", cfg["scale_bound"]
+        tanh, bound, bf16 = cfg["scale"] == "tanh", cfg["scale_bound"], cfg.get("bf16", False)
         items = []
         for level in range(cfg["levels"]):
             last = level == cfg["levels"] - 1
@@ -159,15 +166,18 @@ class Flow(nn.Module):
                 items.append(Squeeze())
                 c *= 4
                 for _ in range(steps):
-                    items += [ActNorm(c), InvConv(c), Coupling(c, "channel", False, tanh, hid, res, bound)]
+                    items += [ActNorm(c), InvConv(c),
+                              Coupling(c, "channel", False, tanh, hid, res, bound, bf16)]
             else:
                 for k in range(steps + 1 if last else steps):
-                    items += [Coupling(c, "checker", k % 2 == 1, tanh, hid, res, bound), ActNorm(c)]
+                    items += [Coupling(c, "checker", k % 2 == 1, tanh, hid, res, bound, bf16),
+                              ActNorm(c)]
                 if not last:
                     items.append(Squeeze())
                     c *= 4
                     for k in range(steps):
-                        items += [Coupling(c, "channel", k % 2 == 1, tanh, hid, res, bound), ActNorm(c)]
+                        items += [Coupling(c, "channel", k % 2 == 1, tanh, hid, res, bound,
+                                           bf16), ActNorm(c)]
             if not last:
                 items.append(Split(c, glow and cfg["learned_prior"]))
                 c -= c // 2
@@ -212,7 +222,8 @@ def validate(net, d, cfg):
     lp = net.flow.log_prob(y).mean()
     (-lp).backward()
     return tc.validate(cfg["name"], "log prob", lp.item(), cfg["check_log_prob"],
-                       tc.grad_norm(net), cfg["check_grad_norm"])
+                       tc.grad_norm(net), cfg["check_grad_norm"],
+                       tol=2e-3 if cfg.get("bf16") else 1e-4)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "genmodels/core/error.h"
+#include "genmodels/nn/precision.h"
 
 namespace gm::flow {
 
@@ -102,8 +103,14 @@ torch::Tensor AffineCoupling::mask_for(const torch::Tensor& x) const {
   return ((d + p) % 2 == 0).to(x.dtype()).view({1, D});
 }
 
+torch::Tensor AffineCoupling::conditioner(const torch::Tensor& cond) {
+  if (!o_.bf16) return net_->forward(cond);
+  gm::nn::AutocastScope autocast(gm::nn::Precision::Bf16);
+  return net_->forward(cond).to(torch::kFloat32);
+}
+
 std::pair<torch::Tensor, torch::Tensor> AffineCoupling::scale_shift(const torch::Tensor& cond) {
-  auto h = net_->forward(cond).chunk(2, 1);
+  auto h = conditioner(cond).chunk(2, 1);
   if (o_.scale == ScaleFn::Tanh) return {tanh_scale_ * torch::tanh(h[0]), h[1]};
   torch::Tensor s = -torch::nn::functional::softplus(-(h[0] + 2.0));  // log sigmoid(h + 2)
   if (o_.scale_bound > 0) s = o_.scale_bound * torch::tanh(s / o_.scale_bound);

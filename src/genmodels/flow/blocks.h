@@ -44,6 +44,12 @@ struct CouplingOptions {
   /// Sigmoid scale: soft bound |s| < bound via s = bound * tanh(s / bound) (0 = none). Keeps the
   /// inverse's 1 / scale at most e^bound per coupling, so sampling cannot overflow to inf/NaN.
   double scale_bound = 3.0;
+  /// Run the conditioner network in bf16 (CPU autocast); its output is widened to fp32 before
+  /// the scale function, and the coupling arithmetic and log-determinants are fp32. The coupling
+  /// stays an exact bijection with an exact log-determinant whatever the conditioner computes:
+  /// it only sees the conditioning half, the same values in forward and inverse. (Unlike the
+  /// VAE's decoder, whose output is a likelihood's location, s and t need no extra bits.)
+  bool bf16 = false;
 };
 
 class AffineCoupling : public Bijection {
@@ -56,6 +62,8 @@ class AffineCoupling : public Bijection {
  private:
   /// Binary mask (1 = conditioning part) broadcastable to x: 1 x 1 x H x W or 1 x D.
   torch::Tensor mask_for(const torch::Tensor& x) const;
+  /// The conditioner network's output (bf16 body when options().bf16).
+  torch::Tensor conditioner(const torch::Tensor& cond);
   /// {log-scale, shift} for the transformed part, from the conditioning part.
   std::pair<torch::Tensor, torch::Tensor> scale_shift(const torch::Tensor& cond);
   /// Channel masks: {conditioning half, transformed half}.

@@ -40,6 +40,7 @@ FlowImpl::FlowImpl(FlowOptions o) : options_(std::move(o)) {
     throw Error("model.coupling_scale: unknown '" + scale + "' (sigmoid or tanh)");
   co.scale = scale == "sigmoid" ? ScaleFn::Sigmoid : ScaleFn::Tanh;
   co.scale_bound = options_.scale_bound;
+  co.bf16 = options_.bf16;
 
   if (s.size() == 1) {  // vectors
     const int64_t D = s[0];

@@ -36,6 +36,7 @@ struct FlowOptions {
   bool learned_prior = true;  ///< Glow's conditional prior at each factor-out
   std::string scale = "auto";  ///< coupling log-scale: "sigmoid" | "tanh" ("auto": glow sigmoid)
   double scale_bound = 3.0;    ///< soft bound of sigmoid log-scales (CouplingOptions)
+  bool bf16 = false;           ///< conditioner networks in bf16 (CouplingOptions::bf16)
 };
 
 /// Levels the image side allows: halvings while both sides stay even, at most 3.

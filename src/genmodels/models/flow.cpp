@@ -6,6 +6,7 @@
 #include "genmodels/flow/flow.h"
 #include "genmodels/io/image.h"
 #include "genmodels/metrics/bits_per_dim.h"
+#include "genmodels/nn/precision.h"
 
 namespace gm {
 
@@ -47,6 +48,8 @@ class FlowModel : public Model {
     o.learned_prior = c.has("model.learned_prior") && c.get_bool("model.learned_prior");
     o.scale = c.get_string("model.coupling_scale");
     o.scale_bound = c.get_float("model.scale_bound");
+    o.bf16 = nn::parse_precision(c.get_string("model.precision"), "model.precision") ==
+             nn::Precision::Bf16;
     dequantize_ = c.get_string("model.dequantize");
     alpha_ = c.get_float("model.logit_alpha");
     temperature_ = c.get_float("sample.temperature");
@@ -226,6 +229,12 @@ std::vector<ConfigKey> common_keys(const std::string& arch) {
       {"model.eval_samples", T::Int, "1",
        "dequantisation draws per test image for eval nll (importance-weighted)"},
       {"sample.temperature", T::Float, "1.0", "latent temperature (Glow samples at 0.7)"},
+      {"model.precision",
+       T::String,
+       "fp32",
+       "coupling network arithmetic: fp32, or bf16 autocast for the conditioner networks "
+       "(scales, shifts, the coupling itself and log-determinants stay fp32)",
+       {"fp32", "bf16"}},
   };
   if (glow)
     k.push_back({"model.learned_prior", T::Bool, "true",
