@@ -251,9 +251,24 @@ inline void train_table(const std::vector<TwinModel>& models, const Json& py, co
       row["python_validation"] = py[m.name]["validation"];
       row["python_phases"] = py_phases = py[m.name]["phases"];
     }
+    // A NAME-bf16 row is also compared with the fp32 twin NAME when that ran.
+    const std::string suffix = "-bf16";
+    std::string fp32_note;
+    if (m.name.size() > suffix.size() &&
+        m.name.compare(m.name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+      const std::string base = m.name.substr(0, m.name.size() - suffix.size());
+      if (py.contains(base) && py[base].contains("median_s")) {
+        const double r = (m.batch / med) / (m.batch / py[base]["median_s"].get<double>());
+        row["speedup_vs_python_fp32"] = r;
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "   (%.2fx vs Python fp32)", r);
+        fp32_note = buf;
+      }
+    }
     out["train"][m.name] = row;
-    std::printf("%-16s %6lld %10lld %12.2f %12.0f %12.0f %8.2fx\n", m.name.c_str(),
-                (long long)m.batch, (long long)params, med * 1e3, m.batch / med, py_ips, speedup);
+    std::printf("%-16s %6lld %10lld %12.2f %12.0f %12.0f %8.2fx%s\n", m.name.c_str(),
+                (long long)m.batch, (long long)params, med * 1e3, m.batch / med, py_ips, speedup,
+                fp32_note.c_str());
     print_phases(row["cpp_phases"], py_phases);
   }
 }

@@ -70,7 +70,7 @@ Json write_config(gm::Model& model, const gm::Config& c, const std::string& dir,
 int main(int argc, char** argv) try {
   B::TwinArgs a;
   a.json_path = B::source_dir() + "/bench/results/flow_bench.json";
-  a.configs = "glow,realnvp";
+  a.configs = "glow,glow-bf16,realnvp,realnvp-bf16";
   B::parse_twin_args(argc, argv, a,
                      "flow_bench [--json PATH] [--threads N] [--warmup N] [--iters N] "
                      "[--configs glow,realnvp,glow-bf16,realnvp-bf16] [--no-python]");
@@ -79,8 +79,9 @@ int main(int argc, char** argv) try {
   for (const auto& name : B::split_list(a.configs)) {
     const bool bf16 = name.size() > 5 && name.compare(name.size() - 5, 5, "-bf16") == 0;
     const std::string model = bf16 ? name.substr(0, name.size() - 5) : name;
-    specs.push_back({name, model, bf16 ? std::vector<std::string>{"model.precision=bf16"}
-                                       : std::vector<std::string>{}});
+    specs.push_back(
+        {name, model,
+         bf16 ? std::vector<std::string>{"model.precision=bf16"} : std::vector<std::string>{}});
   }
   B::run_twin_bench(a, specs, "flow_reference.py", write_config);
   return 0;

@@ -2,14 +2,17 @@
 // PyTorch-Python model (bench/vae_reference.py, run through Debian's /usr/bin/python3).
 //
 //   build/vae_bench [--json PATH] [--threads 2] [--warmup 5] [--iters 40] [--no-python]
-//                   [--configs conv-logistic,mlp-bernoulli]
+//                   [--configs conv-logistic,conv-logistic-bf16,mlp-bernoulli,mlp-bernoulli-bf16]
 //
 // Each configuration is built through the registry ("vae" defaults + a few --set values) for
 // Fashion-MNIST-shaped data (1x28x28, batch 128). The C++ side writes its weights, a batch, its
 // binarised target and the reparameterisation noise; the Python twin must reproduce the loss and
 // the gradient norm (1e-4 relative) before it times anything. Both then time the trainer's step
 // (zero_grad, loss with fresh noise/binarisation, item, backward, clip train.grad_clip, Adam, EMA
-// 0.999). OpenBLAS runs single-threaded on both sides (its pool fights OpenMP; see unet_bench).
+// 0.999). OpenBLAS runs single-threaded on both sides (its pool fights OpenMP; see unet_bench);
+// the C++ VAE's fully connected layers split their GEMMs over the threads themselves
+// (gm::nn::Linear) and its transposed convolutions run on oneDNN (gm::nn::UpConv2x). A -bf16 row
+// runs model.precision=bf16 against a bf16 twin and is also compared with the fp32 twin.
 #include <cmath>
 #include <cstdio>
 #include <iostream>
@@ -95,7 +98,7 @@ Json write_config(gm::Model& model, const gm::Config&, const std::string& dir, i
 int main(int argc, char** argv) try {
   B::TwinArgs a;
   a.json_path = B::source_dir() + "/bench/results/vae_bench.json";
-  a.configs = "conv-logistic,mlp-bernoulli";
+  a.configs = "conv-logistic,conv-logistic-bf16,mlp-bernoulli,mlp-bernoulli-bf16";
   a.warmup = 5, a.iters = 40;
   B::parse_twin_args(argc, argv, a,
                      "vae_bench [--json PATH] [--threads N] [--warmup N] [--iters N] "

@@ -3,6 +3,7 @@
 #include <ATen/autocast_mode.h>
 
 #include "genmodels/core/error.h"
+#include "genmodels/nn/bf16_body.h"
 
 namespace gm::nn {
 
@@ -25,12 +26,6 @@ AutocastScope::~AutocastScope() {
   at::autocast::set_cpu_enabled(was_enabled_);
   if (!was_enabled_) at::autocast::clear_cache();
 }
-
-}  // namespace gm::nn
-
-#include "genmodels/nn/bf16_body.h"
-
-namespace gm::nn {
 
 torch::Tensor forward_bf16_body(torch::nn::Sequential& seq, const torch::Tensor& x) {
   const size_t n = seq->size();
