@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <sstream>
 
@@ -32,8 +34,16 @@ std::string trim(const std::string& s) {
   return b == std::string::npos ? "" : s.substr(b, e - b + 1);
 }
 
-// Parses `text` as `key`'s type; returns the canonical text or throws a one-line error.
-std::string canonical(const ConfigKey& key, const std::string& raw, const std::string& origin) {
+std::string join(const std::vector<std::string>& items) {
+  std::string list;
+  for (const auto& i : items) list += (list.empty() ? "" : ", ") + i;
+  return list;
+}
+
+// Parses `raw` as `key`'s type; returns the canonical text or throws a one-line error.
+// A `verbatim` string is the value itself (from TOML); otherwise it is trimmed and unquoted.
+std::string canonical(const ConfigKey& key, const std::string& raw, const std::string& origin,
+                      bool verbatim = false) {
   const std::string text = trim(raw);
   auto bad = [&](const std::string& why) {
     return Error(origin + ": " + key.name + " = '" + raw + "' is not valid: " + why);
@@ -50,11 +60,9 @@ std::string canonical(const ConfigKey& key, const std::string& raw, const std::s
       char* end = nullptr;
       errno = 0;
       double v = std::strtod(text.c_str(), &end);
-      if (text.empty() || *end != '\0' || errno) throw bad("expected a number");
-      std::ostringstream ss;
-      ss.precision(17);
-      ss << v;
-      return ss.str();
+      // ERANGE on underflow still gives the nearest double (0 or a subnormal); overflow is bad.
+      if (text.empty() || *end != '\0' || (errno && std::isinf(v))) throw bad("expected a number");
+      return format_float(v);
     }
     case ValueType::Bool: {
       std::string t = text;
@@ -64,15 +72,13 @@ std::string canonical(const ConfigKey& key, const std::string& raw, const std::s
       throw bad("expected true or false");
     }
     case ValueType::String: {
-      std::string v = text;
-      if (v.size() >= 2 && (v.front() == '"' || v.front() == '\'') && v.back() == v.front())
+      std::string v = verbatim ? raw : text;
+      if (!verbatim && v.size() >= 2 && (v.front() == '"' || v.front() == '\'') &&
+          v.back() == v.front())
         v = v.substr(1, v.size() - 2);
       if (!key.choices.empty() &&
-          std::find(key.choices.begin(), key.choices.end(), v) == key.choices.end()) {
-        std::string list;
-        for (const auto& c : key.choices) list += (list.empty() ? "" : ", ") + c;
-        throw bad("choose one of: " + list);
-      }
+          std::find(key.choices.begin(), key.choices.end(), v) == key.choices.end())
+        throw bad("choose one of: " + join(key.choices));
       return v;
     }
   }
@@ -87,14 +93,11 @@ void flatten(const toml::table& table, const std::string& prefix, Config& config
     if (const auto* sub = node.as_table()) {
       flatten(*sub, name, config, origin);
     } else if (const auto* s = node.as_string()) {
-      config.set(name, s->get(), origin);
+      config.set_exact(name, s->get(), origin);
     } else if (const auto* i = node.as_integer()) {
       config.set(name, std::to_string(i->get()), origin);
     } else if (const auto* f = node.as_floating_point()) {
-      std::ostringstream ss;
-      ss.precision(17);
-      ss << f->get();
-      config.set(name, ss.str(), origin);
+      config.set(name, format_float(f->get()), origin);
     } else if (const auto* b = node.as_boolean()) {
       config.set(name, b->get() ? "true" : "false", origin);
     } else {
@@ -105,6 +108,15 @@ void flatten(const toml::table& table, const std::string& prefix, Config& config
 }
 
 }  // namespace
+
+std::string format_float(double v) {
+  char buf[32];
+  for (int precision = 1; precision <= 17; ++precision) {
+    std::snprintf(buf, sizeof buf, "%.*g", precision, v);
+    if (std::strtod(buf, nullptr) == v) break;  // 17 digits always suffice; NaN ends as "nan"
+  }
+  return buf;
+}
 
 Config::Config(std::vector<ConfigKey> schema) { add_keys(schema); }
 
@@ -118,6 +130,14 @@ void Config::add_keys(const std::vector<ConfigKey>& keys) {
       schema_.push_back(k);
     values_[k.name] = canonical(k, k.default_value, "default");
   }
+}
+
+void Config::set_default(const std::string& key, const std::string& value) {
+  auto it = std::find_if(schema_.begin(), schema_.end(),
+                         [&](const ConfigKey& s) { return s.name == key; });
+  if (it == schema_.end()) key_or_throw(key, "set_default");  // throws with the list
+  values_[key] = canonical(*it, value, "set_default");
+  it->default_value = value;
 }
 
 const ConfigKey& Config::key_or_throw(const std::string& key, const std::string& origin) const {
@@ -163,6 +183,12 @@ void Config::set(const std::string& key, const std::string& value, const std::st
   values_[key] = canonical(k, value, origin);
 }
 
+void Config::set_exact(const std::string& key, const std::string& value,
+                       const std::string& origin) {
+  const ConfigKey& k = key_or_throw(key, origin);
+  values_[key] = canonical(k, value, origin, true);
+}
+
 bool Config::has(const std::string& key) const { return values_.count(key) > 0; }
 
 std::string Config::get_string(const std::string& key) const {
@@ -171,11 +197,17 @@ std::string Config::get_string(const std::string& key) const {
   return it->second;
 }
 int64_t Config::get_int(const std::string& key) const { return std::stoll(get_string(key)); }
-double Config::get_float(const std::string& key) const { return std::stod(get_string(key)); }
+double Config::get_float(const std::string& key) const {
+  return std::strtod(get_string(key).c_str(), nullptr);  // std::stod throws on subnormals
+}
 bool Config::get_bool(const std::string& key) const { return get_string(key) == "true"; }
 
-std::string Config::to_toml() const {
-  // Group by the part before the last dot; top-level keys first.
+std::string Config::to_toml() const { return toml_text(false); }
+
+std::string Config::to_toml_commented() const { return toml_text(true); }
+
+std::string Config::toml_text(bool with_docs) const {
+  // Group by the part before the last dot; top-level keys first (before any [table] header).
   std::map<std::string, std::vector<const ConfigKey*>> groups;
   for (const auto& k : schema_) {
     auto dot = k.name.rfind('.');
@@ -187,6 +219,14 @@ std::string Config::to_toml() const {
     for (const ConfigKey* k : keys) {
       const std::string leaf = group.empty() ? k->name : k->name.substr(group.size() + 1);
       const std::string& v = values_.at(k->name);
+      if (with_docs) {
+        std::string note = k->doc;
+        if (!k->choices.empty())
+          note += (note.empty() ? "(choices: " : " (choices: ") + join(k->choices) + ")";
+        std::replace_if(
+            note.begin(), note.end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
+        if (!note.empty()) out << "# " << note << "\n";
+      }
       if (k->type == ValueType::String) {
         out << leaf << " = " << toml::value<std::string>(v) << "\n";
       } else if (k->type == ValueType::Float && v.find_first_of(".eEn") == std::string::npos) {
@@ -208,7 +248,7 @@ Json Config::to_json() const {
         j[k.name] = std::stoll(v);
         break;
       case ValueType::Float:
-        j[k.name] = std::stod(v);
+        j[k.name] = std::strtod(v.c_str(), nullptr);
         break;
       case ValueType::Bool:
         j[k.name] = (v == "true");

@@ -11,6 +11,9 @@
 
 namespace gm {
 
+/// Shortest text that parses back to exactly `v` ("0.0002", "1e-09", "3").
+std::string format_float(double v);
+
 enum class ValueType { Int, Float, Bool, String };
 
 /// One configurable setting.
@@ -29,6 +32,9 @@ class Config {
 
   /// Adds keys to the schema (a later key with the same name replaces the default).
   void add_keys(const std::vector<ConfigKey>& keys);
+  /// Changes a key's default (validated like set()) and resets its value to it: call it while
+  /// building the schema, before loading user values.
+  void set_default(const std::string& key, const std::string& value);
 
   /// Reads a TOML file; every key must be in the schema.
   void load_toml_file(const std::string& path);
@@ -39,6 +45,8 @@ class Config {
   void set_assignment(const std::string& assignment);
   /// Sets one key from text, validating type and choices. `origin` names the source in errors.
   void set(const std::string& key, const std::string& value, const std::string& origin = "--set");
+  /// Like set(), but a string value is taken verbatim (no trimming or quote removal).
+  void set_exact(const std::string& key, const std::string& value, const std::string& origin);
 
   bool has(const std::string& key) const;
   int64_t get_int(const std::string& key) const;
@@ -49,6 +57,8 @@ class Config {
   /// Resolved configuration as TOML (grouped by table) and as JSON.
   std::string to_toml() const;
   Json to_json() const;
+  /// to_toml() with a "# doc (choices: ...)" line above each key; loads back to the same values.
+  std::string to_toml_commented() const;
 
   const std::vector<ConfigKey>& schema() const { return schema_; }
   /// "  key (type, default X): doc" lines, for help and error messages.
@@ -56,6 +66,7 @@ class Config {
 
  private:
   const ConfigKey& key_or_throw(const std::string& key, const std::string& origin) const;
+  std::string toml_text(bool with_docs) const;
   std::vector<ConfigKey> schema_;
   std::map<std::string, std::string> values_;  // canonical textual values
 };
