@@ -1,9 +1,39 @@
-// Parameterisation conversions and the guided network wrapper (see denoiser.h for the papers).
+// Parameterisation conversions, the guided network wrapper and its sigma-space view (see
+// denoiser.h for the papers).
 #include "genmodels/diffusion/denoiser.h"
+
+#include <sstream>
 
 #include "genmodels/core/error.h"
 
 namespace gm::diffusion {
+namespace {
+
+std::string num(double v) {
+  std::ostringstream os;
+  os << v;
+  return os.str();
+}
+
+std::string describe(const torch::Tensor& t) {
+  return t.defined() ? c10::str(t.sizes(), " ", t.scalar_type()) : std::string("undefined");
+}
+
+// null_embedding (E or 1 x E) as N x E rows; width >= 0 is the E it must match.
+torch::Tensor null_rows(const torch::Tensor& null, int64_t width, int64_t n,
+                        const torch::TensorOptions& opts) {
+  const bool row = null.dim() == 1 || (null.dim() == 2 && null.size(0) == 1);
+  if (!null.is_floating_point() || !row || (width >= 0 && null.size(-1) != width)) {
+    throw Error("Denoiser: null_embedding is " + describe(null) +
+                ", expected a float [E] or [1, E]" +
+                (width >= 0 ? " with E = " + std::to_string(width) + " (the embedding's width)"
+                            : std::string()) +
+                ": the model's \"no conditioning\" embedding, e.g. the empty-prompt features");
+  }
+  return null.reshape({1, -1}).to(opts).expand({n, null.size(-1)}).contiguous();
+}
+
+}  // namespace
 
 Prediction parse_prediction(const std::string& name) {
   if (name == "eps") return Prediction::Eps;
@@ -95,10 +125,20 @@ torch::Tensor Denoiser::raw(const torch::Tensor& x, const torch::Tensor& t,
     throw Error("Denoiser: t has shape " + c10::str(t.sizes()) +
                 ", expected N = " + std::to_string(n) + " timesteps");
   }
+  if (cond.labels.defined() && cond.embedding.defined()) {
+    throw Error(
+        "Denoiser: Conditioning sets both labels and embedding; the network takes one y, so set "
+        "labels for a class-conditional model or embedding for an embedding-conditional one");
+  }
+  if (cond.embedding.defined()) return raw_embedding(x, tv, cond);
   auto long_opts = torch::dtype(torch::kLong).device(x.device());
   if (!cond.labels.defined()) {
     torch::Tensor y;
-    if (cond.null_label >= 0) y = torch::full({n}, cond.null_label, long_opts);
+    if (cond.null_label >= 0) {
+      y = torch::full({n}, cond.null_label, long_opts);
+    } else if (cond.null_embedding.defined()) {
+      y = null_rows(cond.null_embedding, -1, n, cond.null_embedding.options().device(x.device()));
+    }
     return net_(x, tv, y);
   }
   if (cond.labels.dim() != 1 || cond.labels.size(0) != n) {
@@ -114,6 +154,30 @@ torch::Tensor Denoiser::raw(const torch::Tensor& x, const torch::Tensor& t,
   }
   auto out = net_(torch::cat({x, x}, 0), torch::cat({tv, tv}, 0),
                   torch::cat({labels, torch::full({n}, cond.null_label, long_opts)}, 0));
+  auto cond_out = out.narrow(0, 0, n), uncond_out = out.narrow(0, n, n);
+  return torch::lerp(uncond_out, cond_out, cond.guidance);
+}
+
+// Ho & Salimans 2022, eq. 6 with the null embedding as the unconditional half.
+torch::Tensor Denoiser::raw_embedding(const torch::Tensor& x, const torch::Tensor& tv,
+                                      const Conditioning& cond) const {
+  const int64_t n = x.size(0);
+  const auto& e = cond.embedding;
+  if (!e.is_floating_point() || e.dim() != 2 || e.size(0) != n) {
+    throw Error("Denoiser: embedding is " + describe(e) +
+                ", expected a float N x E tensor with N = " + std::to_string(n) +
+                " (one row per sample: expand a shared embedding to N rows; class labels go in "
+                "Conditioning::labels)");
+  }
+  auto emb = e.to(x.device());
+  if (cond.guidance == 1.0) return net_(x, tv, emb);
+  if (!cond.null_embedding.defined()) {
+    throw Error("Denoiser: guidance = " + num(cond.guidance) +
+                " with an embedding needs Conditioning::null_embedding ([E] or [1, E], the "
+                "model's \"no conditioning\" embedding, e.g. the empty-prompt features)");
+  }
+  auto null = null_rows(cond.null_embedding, emb.size(1), n, emb.options());
+  auto out = net_(torch::cat({x, x}, 0), torch::cat({tv, tv}, 0), torch::cat({emb, null}, 0));
   auto cond_out = out.narrow(0, 0, n), uncond_out = out.narrow(0, n, n);
   return torch::lerp(uncond_out, cond_out, cond.guidance);
 }
@@ -157,6 +221,46 @@ Denoiser::Prediction2 Denoiser::predict(const torch::Tensor& x, const torch::Ten
   }
   return p;
 }
+
+// Karras et al. 2022, Sec. 2 / Table 1 (VP): x_t = x / sqrt(1 + sigma^2) has abar = 1 / (1 +
+// sigma^2), so predict() at t = t_at_sigma(sigma) gives D(x; sigma) and eps = (x - D) / sigma.
+Denoiser::Prediction2 Denoiser::denoise2(const torch::Tensor& x, const torch::Tensor& sigma,
+                                         const Conditioning& cond, bool clip_x0) const {
+  if (!x.defined() || x.dim() < 1) throw Error("Denoiser::denoise: x must be an N x ... tensor");
+  const int64_t n = x.size(0);
+  if (!sigma.defined() || !sigma.is_floating_point() ||
+      !(sigma.dim() == 0 || (sigma.dim() == 1 && sigma.size(0) == n))) {
+    throw Error("Denoiser::denoise: sigma is " + describe(sigma) +
+                ", expected a float tensor of N = " + std::to_string(n) +
+                " noise levels, or a 0-d one for all samples");
+  }
+  auto s64 =
+      (sigma.dim() == 0 ? sigma.reshape({1}).expand({n}) : sigma).to(torch::kCPU, torch::kDouble);
+  if (n > 0) {
+    constexpr double kSlack = 1e-5;
+    const double lo = sigma_min(), hi = sigma_max();
+    const double s_lo = s64.min().item<double>(), s_hi = s64.max().item<double>();
+    if (!(s_lo >= lo * (1.0 - kSlack)) || !(s_hi <= hi * (1.0 + kSlack))) {
+      throw Error("Denoiser::denoise: sigma = " + num(s_lo >= lo * (1.0 - kSlack) ? s_hi : s_lo) +
+                  " outside [sigma_min, sigma_max] = [" + num(lo) + ", " + num(hi) +
+                  "] of schedule '" + schedule_.name +
+                  "'; clamp the sigmas to sigma_min()/sigma_max() (a final step to sigma = 0 is "
+                  "x = denoise(x, sigma_last))");
+    }
+  }
+  std::vector<int64_t> shape(x.dim(), 1);
+  shape[0] = n;
+  auto c_in = torch::rsqrt(1.0 + s64 * s64).to(x.device(), x.scalar_type()).view(shape);
+  return predict(x * c_in, t_at_sigma(schedule_, s64).to(x.device()), cond, clip_x0);
+}
+
+torch::Tensor Denoiser::denoise(const torch::Tensor& x, const torch::Tensor& sigma,
+                                const Conditioning& cond, bool clip_x0) const {
+  return denoise2(x, sigma, cond, clip_x0).x0;
+}
+
+double Denoiser::sigma_min() const { return diffusion::sigma_min(schedule_); }
+double Denoiser::sigma_max() const { return diffusion::sigma_max(schedule_); }
 
 torch::Tensor Denoiser::x0(const torch::Tensor& x, const torch::Tensor& t,
                            const Conditioning& cond) const {

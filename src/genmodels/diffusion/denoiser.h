@@ -2,7 +2,9 @@
 // x_t = sqrt(abar) x0 + sqrt(1-abar) eps (Ho et al. 2020 eq. 4); v = sqrt(abar) eps - sqrt(1-abar)
 // x0 (Salimans & Ho 2022, "Progressive Distillation", Sec. 4); score = -eps / sqrt(1-abar) (Song et
 // al. 2021, "Score-Based Generative Modeling through SDEs", Sec. 3/App. B); classifier-free
-// guidance (Ho & Salimans 2022, eq. 6).
+// guidance (Ho & Salimans 2022, eq. 6) over class labels or embeddings; the continuous-noise
+// denoiser D(x; sigma) of Karras et al. 2022 ("Elucidating the Design Space of Diffusion-Based
+// Generative Models", Sec. 2, Table 1 VP column) on top of the discrete VP network.
 #pragma once
 #include <torch/torch.h>
 
@@ -39,15 +41,20 @@ torch::Tensor eps_to_score(const torch::Tensor& eps, const torch::Tensor& abar);
 /// eps = -sqrt(1-abar) score
 torch::Tensor score_to_eps(const torch::Tensor& score, const torch::Tensor& abar);
 
-/// Network call: (x_t, t float N, y int64 N or undefined) -> raw output in `prediction`
-/// parameterisation.
+/// Network call: (x_t, t float N, y) -> raw output in `prediction` parameterisation; y is int64 N
+/// class labels, a float N x E embedding (e.g. text features), or undefined.
 using NetFn =
     std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&)>;
 
+/// What the network is conditioned on: labels OR embedding (setting both is an error), or
+/// neither for unconditional sampling.
 struct Conditioning {
-  torch::Tensor labels;     ///< N int64 class labels, or undefined for unconditional sampling
+  torch::Tensor labels;     ///< N int64 class labels, or undefined
   double guidance = 1.0;    ///< classifier-free guidance weight w (1 = plain conditional)
   int64_t null_label = -1;  ///< label of the "no class" embedding; needed when guidance != 1
+  torch::Tensor embedding;  ///< N x E float conditioning embedding, or undefined
+  /// E or 1 x E "no conditioning" embedding; needed when embedding is set and guidance != 1.
+  torch::Tensor null_embedding;
 };
 
 /// Wraps a network + its parameterisation + schedule. Samplers only call eps()/x0()/score().
@@ -56,9 +63,10 @@ class Denoiser {
   Denoiser(NetFn net, Prediction prediction, NoiseSchedule schedule);
   /// eps prediction at integer-or-fractional timesteps t (float N, or a 0-d tensor for all);
   /// classifier-free guidance (Ho & Salimans 2022): eps = eps_uncond + w (eps_cond - eps_uncond)
-  /// when cond.labels defined and guidance != 1 (both halves batched in one call);
-  /// guidance == 1 -> conditional only; labels undefined -> unconditional (y undefined, or the
-  /// null label if null_label >= 0).
+  /// when cond.labels (or cond.embedding) is defined and guidance != 1, both halves batched in
+  /// one call with null_label (or null_embedding expanded to N) as the unconditional half;
+  /// guidance == 1 -> conditional only; neither defined -> unconditional with y = the null label
+  /// if null_label >= 0, else null_embedding expanded to N x E if defined, else undefined.
   torch::Tensor eps(const torch::Tensor& x, const torch::Tensor& t,
                     const Conditioning& cond = {}) const;
   torch::Tensor x0(const torch::Tensor& x, const torch::Tensor& t,
@@ -73,6 +81,19 @@ class Denoiser {
   };
   Prediction2 predict(const torch::Tensor& x, const torch::Tensor& t, const Conditioning& cond = {},
                       bool clip_x0 = false) const;
+
+  /// Karras et al. 2022, Sec. 2: the x0 estimate D(x; sigma) for x = x0 + sigma n in sigma (VE)
+  /// space, via the VP state x_t = x / sqrt(1 + sigma^2) at t = t_at_sigma(sigma) and predict().
+  /// sigma is float N or 0-d, each in [sigma_min(), sigma_max()] (1e-5 relative slack; errors
+  /// outside: the discrete network has no timestep there).
+  torch::Tensor denoise(const torch::Tensor& x, const torch::Tensor& sigma,
+                        const Conditioning& cond = {}, bool clip_x0 = false) const;
+  /// D(x; sigma) and eps = (x - D) / sigma (the network's eps) from one network call.
+  Prediction2 denoise2(const torch::Tensor& x, const torch::Tensor& sigma,
+                       const Conditioning& cond = {}, bool clip_x0 = false) const;
+  /// The schedule's sigma range (Karras et al. 2022, Table 1 VP): sigma at t = 0 and t = T-1.
+  double sigma_min() const;
+  double sigma_max() const;
   const NoiseSchedule& schedule() const;
   Prediction prediction() const;
 
@@ -83,6 +104,8 @@ class Denoiser {
                     const Conditioning& cond = {}) const;
 
  private:
+  torch::Tensor raw_embedding(const torch::Tensor& x, const torch::Tensor& tv,
+                              const Conditioning& cond) const;
   NetFn net_;
   Prediction prediction_;
   NoiseSchedule schedule_;

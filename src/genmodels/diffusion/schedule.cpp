@@ -1,4 +1,5 @@
-// Linear and cosine noise schedules (Ho et al. 2020; Nichol & Dhariwal 2021) and q(x_t | x_0).
+// Linear and cosine noise schedules (Ho et al. 2020; Nichol & Dhariwal 2021), q(x_t | x_0) and
+// the VP schedule's sigma view (Karras et al. 2022, Table 1).
 #include "genmodels/diffusion/schedule.h"
 
 #include <cmath>
@@ -20,6 +21,14 @@ std::string num(double v) {
 }
 
 torch::Tensor f64(int64_t n) { return torch::empty({n}, torch::dtype(torch::kDouble)); }
+
+void check_schedule(const NoiseSchedule& s, const char* who) {
+  if (s.num_steps() < 1) {
+    throw Error(std::string(who) + ": empty noise schedule; build one with make_schedule");
+  }
+}
+
+double sigma_of_abar(double a) { return std::sqrt((1.0 - a) / a); }
 
 }  // namespace
 
@@ -89,8 +98,8 @@ NoiseSchedule make_schedule(const std::string& name, int64_t T) {
 
 // Linear interpolation of abar between integer steps (exact at integer t).
 torch::Tensor alpha_bar_at(const NoiseSchedule& s, const torch::Tensor& t) {
+  check_schedule(s, "alpha_bar_at");
   const int64_t T = s.num_steps();
-  if (T < 1) throw Error("alpha_bar_at: empty noise schedule; build one with make_schedule");
   auto tc = t.to(torch::kCPU, torch::kDouble).reshape({-1});
   if (tc.numel() > 0) {
     const double lo = tc.min().item<double>(), hi = tc.max().item<double>();
@@ -106,6 +115,42 @@ torch::Tensor alpha_bar_at(const NoiseSchedule& s, const torch::Tensor& t) {
   auto a = s.alphas_cumprod.index_select(0, lo_idx) * (1.0 - frac) +
            s.alphas_cumprod.index_select(0, hi_idx) * frac;
   return a.to(t.device());
+}
+
+// Karras et al. 2022, Table 1 (VP): sigma(t) = sqrt((1 - abar(t)) / abar(t)).
+torch::Tensor sigma_at(const NoiseSchedule& s, const torch::Tensor& t) {
+  auto a = alpha_bar_at(s, t);
+  return torch::sqrt((1.0 - a) / a);
+}
+
+// sigma_at solved for t on alpha_bar_at's piecewise-linear abar (abar strictly decreasing).
+torch::Tensor t_at_sigma(const NoiseSchedule& s, const torch::Tensor& sigma) {
+  check_schedule(s, "t_at_sigma");
+  const int64_t T = s.num_steps();
+  auto sc = sigma.to(torch::kCPU, torch::kDouble).reshape({-1});
+  if (sc.numel() > 0 && !(sc >= 0.0).all().item<bool>()) {
+    throw Error("t_at_sigma: sigma must be >= 0 and not NaN (got min " +
+                num(sc.min().item<double>()) + ") for schedule '" + s.name + "'");
+  }
+  if (T == 1) return torch::zeros_like(sc).to(sigma.device());
+  const auto& ab = s.alphas_cumprod;
+  auto target = 1.0 / (1.0 + sc * sc);
+  // count of abar_i >= abar* (-abar is ascending); the interval is [count - 1, count]
+  auto count = torch::searchsorted(-ab, -target, /*out_int32=*/false, /*right=*/true);
+  auto lo = (count - 1).clamp(0, T - 2);
+  auto a0 = ab.index_select(0, lo), a1 = ab.index_select(0, lo + 1);
+  auto frac = ((a0 - target) / (a0 - a1)).clamp(0.0, 1.0);
+  return (lo.to(torch::kDouble) + frac).to(sigma.device());
+}
+
+double sigma_min(const NoiseSchedule& s) {
+  check_schedule(s, "sigma_min");
+  return sigma_of_abar(s.alpha_bar(0));
+}
+
+double sigma_max(const NoiseSchedule& s) {
+  check_schedule(s, "sigma_max");
+  return sigma_of_abar(s.alpha_bar(s.num_steps() - 1));
 }
 
 // Ho et al. 2020, eq. 4.
