@@ -12,6 +12,7 @@
 #include "genmodels/core/error.h"
 #include "genmodels/core/jsonl.h"
 #include "genmodels/core/progress.h"
+#include "genmodels/train/checkpoint.h"
 
 namespace gm::train {
 namespace {
@@ -60,90 +61,199 @@ std::string fmt(const char* f, double v) {
 
 }  // namespace
 
-std::vector<ConfigKey> trainer_config_keys() {
-  using T = ValueType;
-  return {
-      {"train.steps", T::Int, "0", "optimizer steps (0 = use train.minutes)"},
-      {"train.minutes", T::Float, "0", "wall-clock budget in minutes (0 = use train.steps)"},
-      {"train.batch_size", T::Int, "128", "examples per step"},
-      {"train.optimizer", T::String, "adam", "optimizer", {"adam", "adamw"}},
-      {"train.lr", T::Float, "2e-4", "peak learning rate"},
-      {"train.beta1", T::Float, "0.9", "Adam beta1"},
-      {"train.beta2", T::Float, "0.999", "Adam beta2"},
-      {"train.weight_decay", T::Float, "0", "weight decay (decoupled for adamw)"},
-      {"train.warmup_steps", T::Int, "200", "linear LR warm-up steps"},
-      {"train.lr_schedule", T::String, "constant", "LR after warm-up", {"constant", "cosine"}},
-      {"train.lr_min_ratio", T::Float, "0.0", "cosine floor as a fraction of train.lr"},
-      {"train.grad_clip", T::Float, "1.0", "max global gradient norm (0 = off)"},
-      {"train.ema_decay", T::Float, "0.999", "EMA decay of the weights"},
-      {"train.ema_warmup", T::Bool, "true", "EMA decay min(d, (1+n)/(10+n))"},
-      {"train.log_every", T::Int, "50", "steps between metrics.jsonl records"},
-      {"train.sample_every", T::Int, "0", "steps between preview grids (0 = at the end only)"},
-      {"train.checkpoint_every", T::Int, "1000", "steps between checkpoints"},
-  };
+torch::Tensor Trainable::loss(const torch::Tensor&, const torch::Tensor&) {
+  throw Error("this model has no single objective; it trains through its own train_step");
 }
 
-TrainerOptions trainer_options_from(const Config& c) {
-  TrainerOptions o;
-  o.steps = c.get_int("train.steps");
-  o.minutes = c.get_float("train.minutes");
-  if (o.steps < 0 || o.minutes < 0 || (o.steps == 0 && o.minutes == 0))
-    throw Error("set a training budget: --steps N or --minutes M (train.steps / train.minutes)");
-  o.batch_size = c.get_int("train.batch_size");
-  if (o.batch_size < 1) throw Error("train.batch_size must be >= 1");
-  o.optimizer = c.get_string("train.optimizer");
-  o.lr.lr = c.get_float("train.lr");
-  if (!(o.lr.lr > 0)) throw Error("train.lr must be > 0");
-  o.beta1 = c.get_float("train.beta1");
-  o.beta2 = c.get_float("train.beta2");
-  o.weight_decay = c.get_float("train.weight_decay");
-  o.lr.warmup_steps = c.get_int("train.warmup_steps");
-  o.lr.kind = c.get_string("train.lr_schedule");
-  o.lr.min_ratio = c.get_float("train.lr_min_ratio");
-  o.grad_clip = c.get_float("train.grad_clip");
-  o.ema_decay = c.get_float("train.ema_decay");
-  o.ema_warmup = c.get_bool("train.ema_warmup");
-  o.log_every = std::max<int64_t>(1, c.get_int("train.log_every"));
-  o.sample_every = c.get_int("train.sample_every");
-  o.checkpoint_every = c.get_int("train.checkpoint_every");
+const KeyTable<TrainerOptions>& trainer_keys() {
+  using O = TrainerOptions;
+  static const KeyTable<O> table = [] {
+    KeyTable<O> t;
+    t.add("train.steps", &O::steps, "optimizer steps (0 = use train.minutes)");
+    t.add("train.minutes", &O::minutes, "wall-clock budget in minutes (0 = use train.steps)");
+    t.add("train.batch_size", &O::batch_size, "examples per step");
+    t.add("train.optimizer", &O::optimizer, "optimizer", {"adam", "adamw"});
+    t.add("train.lr", &O::lr, "peak learning rate");
+    t.add("train.beta1", &O::beta1, "Adam beta1");
+    t.add("train.beta2", &O::beta2, "Adam beta2");
+    t.add("train.weight_decay", &O::weight_decay, "weight decay (decoupled for adamw)");
+    t.add("train.warmup_steps", &O::warmup_steps, "linear LR warm-up steps");
+    t.add("train.lr_schedule", &O::lr_schedule,
+          "LR after warm-up (cosine decays over the budget of the current invocation)",
+          {"constant", "cosine"});
+    t.add("train.lr_min_ratio", &O::lr_min_ratio, "cosine floor as a fraction of train.lr");
+    t.add("train.grad_clip", &O::grad_clip, "max global gradient norm (0 = off)");
+    t.add("train.ema_decay", &O::ema_decay, "EMA decay of the weights");
+    t.add("train.ema_warmup", &O::ema_warmup, "EMA decay min(d, (1+n)/(10+n))");
+    t.add("train.log_every", &O::log_every, "steps between metrics.jsonl records");
+    t.add("train.sample_every", &O::sample_every,
+          "steps between preview grids (0 = at the end only)");
+    t.add("train.checkpoint_every", &O::checkpoint_every, "steps between checkpoints");
+    return t;
+  }();
+  return table;
+}
+
+OptimizerOptions TrainerOptions::main_optimizer() const {
+  OptimizerOptions o;
+  o.kind = optimizer;
+  o.beta1 = beta1;
+  o.beta2 = beta2;
+  o.weight_decay = weight_decay;
+  o.lr.lr = lr;
+  o.lr.warmup_steps = warmup_steps;
+  o.lr.kind = lr_schedule;
+  o.lr.min_ratio = lr_min_ratio;
+  o.grad_clip = grad_clip;
   return o;
 }
 
-std::string checkpoint_path(const std::string& run_dir) { return run_dir + "/checkpoint.pt"; }
+void TrainerOptions::validate() const {
+  if (steps < 0 || minutes < 0 || (steps == 0 && minutes == 0))
+    throw Error("set a training budget: --steps N or --minutes M (train.steps / train.minutes)");
+  if (batch_size < 1) throw Error("train.batch_size must be >= 1");
+  if (!(lr > 0)) throw Error("train.lr must be > 0");
+  if (log_every < 1) throw Error("train.log_every must be >= 1");
+}
 
-Trainer::Trainer(torch::nn::Module& module, TrainerOptions options, data::Batcher batcher,
-                 std::string run_dir, Json meta)
-    : module_(module),
+namespace {
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerSpec& s) {
+  const OptimizerOptions& o = s.options;
+  if (o.kind == "adamw")
+    return std::make_unique<torch::optim::AdamW>(s.params, torch::optim::AdamWOptions(o.lr.lr)
+                                                               .betas({o.beta1, o.beta2})
+                                                               .eps(o.eps)
+                                                               .weight_decay(o.weight_decay));
+  if (o.kind == "adam")
+    return std::make_unique<torch::optim::Adam>(s.params, torch::optim::AdamOptions(o.lr.lr)
+                                                              .betas({o.beta1, o.beta2})
+                                                              .eps(o.eps)
+                                                              .weight_decay(o.weight_decay));
+  throw Error("optimizer '" + s.name + "': unknown kind '" + o.kind + "'; valid: adam, adamw");
+}
+
+// Named values of a logging interval, averaged when written.
+struct Averages {
+  std::vector<std::string> order;
+  std::map<std::string, std::pair<double, int64_t>> sums;
+  void add(const std::string& key, double v) {
+    auto [it, fresh] = sums.try_emplace(key, 0.0, 0);
+    if (fresh) order.push_back(key);
+    it->second.first += v;
+    it->second.second += 1;
+  }
+  void clear() {
+    order.clear();
+    sums.clear();
+  }
+};
+
+}  // namespace
+
+// The StepContext of one step: the trainer's optimizers, batcher and log.
+class Trainer::Context : public StepContext {
+ public:
+  Context(Trainer& t, Averages& avg, std::map<std::string, double>& last)
+      : t_(t), avg_(avg), last_(last) {}
+
+  Slot& slot(const std::string& name) {
+    for (auto& s : t_.optimizers_)
+      if (s.spec.name == name) return s;
+    std::string valid;
+    for (const auto& s : t_.optimizers_) valid += (valid.empty() ? "" : ", ") + s.spec.name;
+    throw Error("train step asked for optimizer '" + name + "'; the model declared: " + valid);
+  }
+
+  double minimize(const std::string& name, const torch::Tensor& loss,
+                  const std::string& log_as) override {
+    Slot& s = slot(name);
+    const double v = loss.item<double>();
+    if (!std::isfinite(v))
+      throw Error("loss" + (name == "main" ? "" : " of optimizer '" + name + "'") + " is " +
+                  std::to_string(v) + " at step " + std::to_string(t_.step_ + 1) + "; stopped, " +
+                  t_.run_.checkpoint() + " (last good checkpoint) is untouched. Lower train.lr " +
+                  "or raise train.warmup_steps");
+    s.optimizer->zero_grad();
+    loss.backward();
+    const std::string suffix = name == "main" ? "" : "_" + name;
+    if (s.spec.options.grad_clip > 0) {
+      const double norm =
+          torch::nn::utils::clip_grad_norm_(s.spec.params, s.spec.options.grad_clip);
+      log("grad_norm" + suffix, norm);
+    }
+    s.optimizer->step();
+    log(log_as.empty() ? "loss" + suffix : log_as, v);
+    return v;
+  }
+  torch::optim::Optimizer& optimizer(const std::string& name) override {
+    return *slot(name).optimizer;
+  }
+  data::Batcher::Batch next_batch() override {
+    auto b = t_.batcher_.next();
+    const torch::Device dev(t_.options_.device);
+    return {b.x.to(dev), b.y.to(dev)};
+  }
+  void log(const std::string& key, double value) override {
+    avg_.add(key, value);
+    last_[key] = value;
+  }
+  int64_t step() const override { return t_.step_; }
+  torch::Device device() const override { return torch::Device(t_.options_.device); }
+  bool bf16(const std::string& name) const override {
+    return const_cast<Context*>(this)->slot(name).spec.options.bf16;
+  }
+
+ private:
+  Trainer& t_;
+  Averages& avg_;
+  std::map<std::string, double>& last_;
+};
+
+Trainer::Trainer(Trainable& model, TrainerOptions options, data::Batcher batcher, RunDir run,
+                 Json meta)
+    : model_(model),
       options_(std::move(options)),
       batcher_(std::move(batcher)),
-      run_dir_(std::move(run_dir)),
+      run_(std::move(run)),
       meta_(std::move(meta)) {
-  auto params = module_.parameters();
-  if (options_.optimizer == "adamw") {
-    optimizer_ =
-        std::make_unique<torch::optim::AdamW>(params, torch::optim::AdamWOptions(options_.lr.lr)
-                                                          .betas({options_.beta1, options_.beta2})
-                                                          .eps(options_.eps)
-                                                          .weight_decay(options_.weight_decay));
-  } else {
-    optimizer_ =
-        std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(options_.lr.lr)
-                                                         .betas({options_.beta1, options_.beta2})
-                                                         .eps(options_.eps)
-                                                         .weight_decay(options_.weight_decay));
+  options_.validate();
+  for (auto& spec : model_.optimizers(options_.main_optimizer())) {
+    for (const auto& s : optimizers_)
+      if (s.spec.name == spec.name) throw Error("two optimizers named '" + spec.name + "'");
+    Slot s;
+    s.optimizer = make_optimizer(spec);
+    s.spec = std::move(spec);
+    optimizers_.push_back(std::move(s));
   }
-  ema_ = std::make_unique<Ema>(module_, options_.ema_decay, options_.ema_warmup);
-  make_dirs(run_dir_);
+  if (optimizers_.empty()) throw Error("the model declared no optimizer to train");
+  for (const auto& spec : model_.ema_targets())
+    emas_.push_back(
+        {spec, std::make_unique<Ema>(*spec.module, options_.ema_decay, options_.ema_warmup)});
+  run_.create();
 }
 
 Trainer::~Trainer() = default;
 
+std::vector<std::unique_ptr<EmaScope>> Trainer::ema_scope() const {
+  std::vector<std::unique_ptr<EmaScope>> scopes;
+  for (const auto& e : emas_) scopes.push_back(std::make_unique<EmaScope>(*e.spec.module, *e.ema));
+  return scopes;
+}
+
 void Trainer::save_checkpoint(const std::string& path) const {
-  torch::serialize::OutputArchive archive;
-  torch::serialize::OutputArchive model_ar, ema_ar, opt_ar;
-  module_.save(model_ar);
-  ema_->save(ema_ar);
-  optimizer_->save(opt_ar);
+  torch::serialize::OutputArchive archive, model_ar, ema_ar, opt_ar;
+  model_.module().save(model_ar);
+  for (const auto& e : emas_) {
+    torch::serialize::OutputArchive one;
+    e.ema->save(one);
+    ema_ar.write(e.spec.name, one);
+  }
+  for (const auto& s : optimizers_) {
+    torch::serialize::OutputArchive one;
+    s.optimizer->save(one);
+    opt_ar.write(s.spec.name, one);
+  }
   archive.write("model", model_ar);
   archive.write("ema", ema_ar);
   archive.write("optimizer", opt_ar);
@@ -156,68 +266,25 @@ void Trainer::save_checkpoint(const std::string& path) const {
   write_file_atomic(path, [&](std::ostream& out) { archive.save_to(out); });
 }
 
-void save_weights(const std::string& path, torch::nn::Module& module, const Json& meta) {
-  torch::serialize::OutputArchive archive, model_ar;
-  module.save(model_ar);
-  archive.write("model", model_ar);
-  archive.write("meta", c10::IValue(meta.dump()));
-  write_file_atomic(path, [&](std::ostream& out) { archive.save_to(out); });
-}
-
-namespace {
-torch::serialize::InputArchive open_checkpoint(const std::string& path) {
-  if (!std::filesystem::exists(path))
-    throw Error("no checkpoint at " + path + " (train first, or point to a run directory)");
-  torch::serialize::InputArchive archive;
-  try {
-    archive.load_from(path);
-  } catch (const c10::Error&) {
-    throw Error(path + " is not a readable genmodels checkpoint (corrupt or truncated; " +
-                "restore a copy or train again)");
-  }
-  return archive;
-}
-}  // namespace
-
-Json read_checkpoint_meta(const std::string& path) {
-  auto archive = open_checkpoint(path);
-  c10::IValue meta;
-  if (!archive.try_read("meta", meta) || !meta.isString())
-    throw Error(path + " has no genmodels metadata (not a genmodels checkpoint)");
-  return Json::parse(meta.toStringRef());
-}
-
-void load_checkpoint_weights(const std::string& path, torch::nn::Module& module, bool ema) {
-  auto archive = open_checkpoint(path);
-  torch::serialize::InputArchive model_ar;
-  if (!archive.try_read("model", model_ar))
-    throw Error(path + " has no model weights (not a genmodels checkpoint)");
-  try {
-    module.load(model_ar);
-    if (ema) {
-      torch::serialize::InputArchive ema_ar;
-      if (archive.try_read("ema", ema_ar)) {
-        Ema e(module, 0.0, false);
-        e.load(ema_ar);
-        e.copy_to(module);
-      }
-    }
-  } catch (const c10::Error& err) {
-    throw Error(path + ": weights do not match the model built from its config (" +
-                std::string(err.what_without_backtrace()).substr(0, 160) + ")");
-  }
-}
-
-void Trainer::resume(const std::string& path) {
+void Trainer::resume() {
+  const std::string path = run_.checkpoint();
   auto archive = open_checkpoint(path);
   try {
     torch::serialize::InputArchive model_ar, ema_ar, opt_ar;
     archive.read("model", model_ar);
     archive.read("ema", ema_ar);
     archive.read("optimizer", opt_ar);
-    module_.load(model_ar);
-    ema_->load(ema_ar);
-    optimizer_->load(opt_ar);
+    model_.module().load(model_ar);
+    for (auto& e : emas_) {
+      torch::serialize::InputArchive one;
+      ema_ar.read(e.spec.name, one);
+      e.ema->load(one);
+    }
+    for (auto& s : optimizers_) {
+      torch::serialize::InputArchive one;
+      opt_ar.read(s.spec.name, one);
+      s.optimizer->load(one);
+    }
     // Each read needs a fresh tensor: InputArchive::read set_()s a defined one in place.
     auto read = [&](const char* key) {
       torch::Tensor t;
@@ -247,26 +314,24 @@ bool Trainer::budget_done() const {
          (options_.minutes > 0 && elapsed_ >= 60.0 * options_.minutes);
 }
 
-TrainResult Trainer::run(const TrainHooks& hooks) {
+TrainResult Trainer::run(const PreviewFn& preview_fn) {
   SignalScope signals;
   const torch::Device device(options_.device);
-  const std::string ckpt = checkpoint_path(run_dir_);
-  make_dirs(run_dir_ + "/samples");
-  JsonlWriter log(run_dir_ + "/metrics.jsonl", /*append=*/true);
+  const std::string ckpt = run_.checkpoint();
+  JsonlWriter log(run_.metrics(), /*append=*/true);
   const int64_t total = options_.steps > 0 ? options_.steps : 0;
   Progress progress(total, step_, "train");
-  module_.train();
+  torch::nn::Module& module = model_.module();
+  module.train();
 
   auto preview = [&](int64_t step) {
-    if (!hooks.preview) return;
+    if (!preview_fn) return;
     const torch::Tensor saved_rng = rng_state();  // previews must not perturb training randomness
     {
-      EmaScope scope(module_, *ema_);
-      module_.eval();
-      char name[64];
-      std::snprintf(name, sizeof name, "/samples/step_%07lld.png", static_cast<long long>(step));
-      hooks.preview(step, run_dir_ + name);
-      module_.train();
+      auto scope = ema_scope();
+      module.eval();
+      preview_fn(step, run_.preview(step));
+      module.train();
     }
     set_rng_state(saved_rng);
   };
@@ -274,49 +339,49 @@ TrainResult Trainer::run(const TrainHooks& hooks) {
   TrainResult result;
   const auto t_start = std::chrono::steady_clock::now();
   auto t_log = t_start;
-  double loss_sum = 0;
-  int64_t loss_count = 0, log_step0 = step_;
+  int64_t log_step0 = step_;
+  Averages avg;
+  std::map<std::string, double> last;
+  Context ctx(*this, avg, last);
   while (!budget_done()) {
+    const double fraction = budget_fraction();
+    for (auto& s : optimizers_) {
+      const double lr = s.spec.options.lr.at(step_, fraction);
+      for (auto& group : s.optimizer->param_groups()) group.options().set_lr(lr);
+    }
+    last.clear();
     auto batch = batcher_.next();
-    torch::Tensor x = batch.x.to(device), y = batch.y.to(device);
-    const double lr = options_.lr.at(step_, budget_fraction());
-    for (auto& group : optimizer_->param_groups()) group.options().set_lr(lr);
-
-    optimizer_->zero_grad();
-    torch::Tensor loss = hooks.loss(x, y);
-    const double loss_v = loss.item<double>();
-    if (!std::isfinite(loss_v))
-      throw Error("loss is " + std::to_string(loss_v) + " at step " + std::to_string(step_ + 1) +
-                  "; stopped, " + ckpt + " (last good checkpoint) is untouched. Lower train.lr " +
-                  "or raise train.warmup_steps");
-    loss.backward();
-    double grad_norm = 0;
-    if (options_.grad_clip > 0)
-      grad_norm = torch::nn::utils::clip_grad_norm_(module_.parameters(), options_.grad_clip);
-    optimizer_->step();
+    model_.train_step({batch.x.to(device), batch.y.to(device)}, ctx);
     ++step_;
-    ema_->update(module_, step_);
+    for (auto& e : emas_) e.ema->update(*e.spec.module, step_);
 
     const auto now = std::chrono::steady_clock::now();
     elapsed_ = elapsed_before_ + std::chrono::duration<double>(now - t_start).count();
-    loss_sum += loss_v;
-    ++loss_count;
-    result.final_loss = loss_v;
+    result.final_loss = last.count("loss") ? last["loss"]
+                        : last.empty()     ? 0.0
+                                           : last.begin()->second;
     if (step_ % options_.log_every == 0 || budget_done()) {
       const double dt = std::chrono::duration<double>(now - t_log).count();
-      Json rec = {{"step", step_},
-                  {"loss", loss_sum / loss_count},
-                  {"lr", lr},
-                  {"grad_norm", grad_norm},
-                  {"img_per_s", dt > 0 ? (step_ - log_step0) * options_.batch_size / dt : 0.0},
-                  {"wall_time", elapsed_}};
+      Json rec = {{"step", step_}};
+      for (const auto& key : avg.order) {
+        const auto& [sum, count] = avg.sums.at(key);
+        rec[key] = sum / count;
+      }
+      for (const auto& s : optimizers_)
+        rec[s.spec.name == "main" ? "lr" : "lr_" + s.spec.name] =
+            s.optimizer->param_groups().front().options().get_lr();
+      rec["img_per_s"] = dt > 0 ? (step_ - log_step0) * options_.batch_size / dt : 0.0;
+      rec["wall_time"] = elapsed_;
       log.write(rec);
       t_log = now;
       log_step0 = step_;
-      loss_sum = 0;
-      loss_count = 0;
+      avg.clear();
     }
-    std::string extra = fmt("loss %.4f", loss_v) + fmt("  lr %.2e", lr);
+    std::string extra;
+    for (const auto& [key, v] : last)
+      if (key.rfind("loss", 0) == 0) extra += fmt((key + " %.4f  ").c_str(), v);
+    extra +=
+        fmt("lr %.2e", optimizers_.front().optimizer->param_groups().front().options().get_lr());
     if (options_.minutes > 0 && total == 0)
       extra += "  " + format_duration(elapsed_) + "/" + format_duration(60 * options_.minutes);
     progress.update(step_, extra);

@@ -1,0 +1,29 @@
+// Checkpoint files: one LibTorch archive with sections "model", "ema/<name>",
+// "optimizer/<name>", the step, elapsed time, RNG and data state, and "meta" (JSON: model name,
+// resolved config, data description). Written atomically (temp file, fsync, rename).
+#pragma once
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+#include "genmodels/core/json.h"
+#include "genmodels/train/step.h"
+
+namespace gm::train {
+
+/// Format 2: optimizers and EMAs stored by name.
+constexpr int kCheckpointFormat = 2;
+
+/// Opens a checkpoint archive; errors name the file and suggest a fix.
+torch::serialize::InputArchive open_checkpoint(const std::string& path);
+/// Reads the `meta` JSON stored in a checkpoint.
+Json read_checkpoint_meta(const std::string& path);
+/// Writes a weights-only checkpoint (model + meta) atomically, for models fitted in closed form.
+void save_weights(const std::string& path, torch::nn::Module& module, const Json& meta);
+/// Loads the model weights into `module`, then each EMA of `emas` found in the checkpoint into
+/// its module (pass {} for the raw weights).
+void load_checkpoint_weights(const std::string& path, torch::nn::Module& module,
+                             const std::vector<EmaSpec>& emas);
+
+}  // namespace gm::train
