@@ -45,6 +45,7 @@
 #include "genmodels/io/npy.h"
 #include "genmodels/models/model.h"
 #include "genmodels/nn/unet.h"
+#include "genmodels/sampling/samplers.h"
 #include "genmodels/sampling/timesteps.h"
 #include "genmodels/train/ema.h"
 
@@ -295,9 +296,7 @@ SampleRun time_sample(const Setup& s, const Variant& v, int n, int reps) {
   if (v.channels_last) to_channels_last(m->module());
   m->module().eval();
   gm::SampleRequest r;
-  r.n = n;
-  r.sampler = "ddim";
-  r.steps = 50;
+  r.n = n;  // the run's default sampler: DDIM, 50 steps
   r.seed = 1;
   SampleRun out;
   for (int i = 0; i < reps; ++i) {
@@ -529,13 +528,13 @@ void write_check_dir(const Setup& s, const std::string& dir, const Options& o, J
   auto sched = gm::diffusion::make_schedule(c.get_string("diffusion.schedule"),
                                             c.get_int("diffusion.timesteps"));
   gm::io::write_npy(dir + "/alphas_cumprod.npy", sched.alphas_cumprod);
-  auto ts =
-      gm::sampling::respace_timesteps(sched.num_steps(), c.get_int("sample.steps"),
-                                      gm::sampling::parse_spacing(c.get_string("sample.spacing")));
+  auto ts = gm::sampling::respace_timesteps(
+      sched.num_steps(), gm::sampling::find_sampler("ddim").default_steps,
+      gm::sampling::parse_spacing(c.get_string("sample.spacing")));
   gm::io::write_npy(dir + "/ddim_timesteps.npy", torch::tensor(ts, torch::kLong));
   m->module().eval();
   gm::SampleRequest r;
-  r.n = 4, r.sampler = "ddim", r.steps = c.get_int("sample.steps"), r.seed = 7;
+  r.n = 4, r.seed = 7;  // the default sampler: DDIM with its default steps
   auto res = m->sample(r);
   auto gen = at::detail::createCPUGenerator(7);
   gm::io::write_npy(dir + "/ddim_xT.npy", torch::randn({4, 1, 28, 28}, gen, torch::kFloat32));
@@ -651,7 +650,7 @@ int main(int argc, char** argv) {
   out["config"] = {{"model", "ddpm (registry defaults)"},
                    {"data", "28x28x1, 10 classes"},
                    {"batch", 64},
-                   {"ddim_steps", s.config.get_int("sample.steps")},
+                   {"ddim_steps", gm::sampling::find_sampler("ddim").default_steps},
                    {"guidance", s.config.get_float("sample.guidance")}};
   std::printf("OpenBLAS threads: %s\n", openblas_note.c_str());
   std::printf(
@@ -815,7 +814,7 @@ int main(int argc, char** argv) {
     samp["nchw"] = time_sample(s, all_variants[0], o.sample_n, o.sample_reps);
     samp["channels_last"] = time_sample(s, all_variants[1], o.sample_n, o.sample_reps);
   }
-  const int steps = s.config.get_int("sample.steps");
+  const int steps = static_cast<int>(gm::sampling::find_sampler("ddim").default_steps);
   for (auto& [name, r] : samp) {
     out["cpp"]["sample"][name] = {
         {"median_s", r.median_s},

@@ -173,3 +173,73 @@ TEST(Cli, ClassicFitSampleAndErrors) {
   EXPECT_FALSE(fs::exists(none));  // a failed fit leaves no run directory
   expect_error("sample " + run + " --class 12", "--class 12");
 }
+
+TEST(Cli, ParseErrorsAreOneLineWithStatus2) {
+  expect_error("train ddpm --bogus", "--bogus");
+  expect_error("sample", "run is required");
+  expect_error("train ddpm --data moons --steps many", "--steps");
+  expect_error("sample /tmp --n", "--n");
+  expect_error("frobnicate", "frobnicate");
+  expect_error("config nosuchmodel", "registered models: ddpm");
+}
+
+TEST(Cli, HelpShowsDefaultsAndChoicesAndHidesTestFlags) {
+  Result t = cli("train --help");
+  ASSERT_EQ(t.status, 0) << t.err;
+  EXPECT_EQ(t.out.find("--stop-at"), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find("--resume"), std::string::npos) << t.out;
+  Result s = cli("sample --help");
+  ASSERT_EQ(s.status, 0) << s.err;
+  EXPECT_NE(s.out.find("{ddpm, ddim}"), std::string::npos) << s.out;  // from the sampler table
+  EXPECT_NE(s.out.find("{linspace, leading, trailing}"), std::string::npos) << s.out;
+  EXPECT_NE(s.out.find("--n INT=64"), std::string::npos) << s.out;      // --n's default
+  EXPECT_NE(s.out.find("[sample.steps]"), std::string::npos) << s.out;  // the key a flag sets
+}
+
+TEST(Cli, ConfigPrintsCommentedDefaultsThatTrainBack) {
+  Result c = cli("config ddpm");
+  ASSERT_EQ(c.status, 0) << c.err;
+  // One comment line above each key; the model's own defaults (ddpm: lr 1e-3) are in place.
+  EXPECT_NE(c.out.find("# peak learning rate\nlr = 0.001\n"), std::string::npos) << c.out;
+  EXPECT_NE(c.out.find("(choices: ddpm, ddim)\nsampler = 'ddim'"), std::string::npos) << c.out;
+  const std::string dir = fresh("config");
+  fs::create_directories(dir);
+  gm::write_file_atomic(dir + "/ddpm.toml", c.out);
+  // Fed back with --config (plus a toy data set and budget) it trains, and the resolved
+  // config.toml equals a run's without --config.
+  const std::string common = " --data moons --steps 2 --set model.mlp_hidden=16 --out ";
+  ASSERT_EQ(cli("train ddpm --config " + dir + "/ddpm.toml" + common + dir + "/a").status, 0);
+  ASSERT_EQ(cli("train ddpm" + common + dir + "/b").status, 0);
+  EXPECT_EQ(gm::read_file(dir + "/a/config.toml"), gm::read_file(dir + "/b/config.toml"));
+}
+
+TEST(Cli, SampleKeysAreStoredInTheRunAndOverridable) {
+  const std::string run = fresh("samplekeys");
+  // The run's stored sample.* keys are the sampling defaults (sample.eta used to be ignored).
+  ASSERT_EQ(cli("train ddpm --data moons --steps 20 --seed 1 --out " + run +
+                " --set model.mlp_hidden=32 --set diffusion.timesteps=50 --set sample.eta=1" +
+                " --set sample.steps=8")
+                .status,
+            0);
+  auto sample = [&](const std::string& name, const std::string& extra) {
+    Result s = cli("sample " + run + " --n 300 --seed 4 --npy " + run + "/" + name + ".npy --out " +
+                   run + "/" + name + extra);
+    EXPECT_EQ(s.status, 0) << s.err;
+    return std::make_pair(gm::io::read_npy(run + "/" + name + ".npy"),
+                          gm::io::read_png_text(run + "/" + name + "/grid.png"));
+  };
+  auto [stored, stored_text] = sample("stored", "");
+  EXPECT_EQ(stored_text["eta"], "1");
+  EXPECT_EQ(stored_text["steps"], "8");
+  auto [flag, flag_text] = sample("flag", " --eta 0");
+  auto [set, set_text] = sample("set", " --set sample.eta=0");
+  EXPECT_EQ(flag_text["eta"], "0");
+  EXPECT_TRUE(torch::equal(flag, set));  // a flag is another name for its key
+  EXPECT_FALSE(torch::equal(flag, stored));
+  auto [again, again_text] = sample("again", "");
+  EXPECT_TRUE(torch::equal(again, stored));  // seeded
+
+  expect_error("sample " + run + " --set train.lr=1", "only sample.* keys");
+  expect_error("sample " + run + " --temperature 0.7", "sample.temperature");
+  expect_error("sample " + run + " --sampler euler_z", "ddpm, ddim");
+}

@@ -79,7 +79,7 @@ TEST(FlowLearning, GlowOnFashionMnistLearnsAndSamplesFiniteAtTemperatureOne) {
   gm::SampleArgs s;
   s.run = a.out;
   s.n = 200;
-  s.temperature = 1.0;
+  s.sets = {"sample.temperature=1.0"};
   s.quiet = true;
   torch::Tensor x = gm::sample_run(s).x;
   EXPECT_TRUE(torch::isfinite(x).all().item<bool>());

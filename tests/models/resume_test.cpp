@@ -10,6 +10,7 @@
 #include "genmodels/core/jsonl.h"
 #include "genmodels/core/runtime.h"
 #include "genmodels/models/run.h"
+#include "genmodels/train/checkpoint.h"
 #include "genmodels/train/trainer.h"
 
 namespace fs = std::filesystem;

@@ -2,11 +2,14 @@
 
 #include <chrono>
 #include <cmath>
+#include <iostream>
 
 #include "genmodels/classic/gda.h"
 #include "genmodels/classic/naive_bayes.h"
 #include "genmodels/core/error.h"
 #include "genmodels/metrics/bits_per_dim.h"
+#include "genmodels/models/run.h"
+#include "genmodels/train/checkpoint.h"
 
 namespace gm {
 
@@ -44,13 +47,32 @@ class ClassicModel : public Model {
 
   torch::nn::Module& module() override { return *clf_; }
 
-  torch::Tensor loss(const torch::Tensor&, const torch::Tensor&) override {
-    throw Error(name_ + " is fitted in closed form; `genmodels train` calls fit()");
+  // Fitted in closed form: no optimizer, no steps.
+  void train_step(const data::Batcher::Batch&, train::StepContext&) override {
+    throw Error(name_ + " is fitted in closed form; it has no train step");
   }
 
-  bool closed_form() const override { return true; }
+  // Fits on the training split in one call, scores the test split, saves the run.
+  Json train(TrainSession& s) override {
+    if (s.resume)
+      throw Error("--resume: " + name_ + " is fitted in closed form; there is nothing to resume");
+    const data::Dataset test = s.load_test();
+    const Json report = fit(s.train, test, s.seed);  // a failed fit leaves no run behind
+    std::cerr << "genmodels: fitted " << name_ << " on " << info_.dataset << " (" << s.train.size()
+              << " examples, " << test.size() << " test); run " << s.run.path() << "\n";
+    s.save_config();
+    train::save_weights(s.run.checkpoint(), module(), s.meta);
+    // A first look at the density: one column per class.
+    SampleRequest req;
+    req.n = info_.num_classes() > 0 ? 6 * info_.num_classes() : 2000;
+    req.seed = s.seed;
+    SampleResult r = sample(req);
+    r.params["model"] = name_;
+    write_sample_image(s.run.figure("fit.png"), r);
+    return report;
+  }
 
-  Json fit(const data::Dataset& train, const data::Dataset& test, uint64_t seed) override {
+  Json fit(const data::Dataset& train, const data::Dataset& test, uint64_t seed) {
     const bool image = train.is_image();
     const PixelFeatures fit_mode =
         image && dequantize_ && !binary_ ? PixelFeatures::Dequantized : PixelFeatures::Scaled;
@@ -170,90 +192,95 @@ void require_labels(const std::string& name, const DataInfo& info) {
                 info.dataset + " has " + std::to_string(info.num_classes()));
 }
 
-const ConfigKey kPriors = {"model.priors", ValueType::String, "fitted",
-                           "class priors: fitted, uniform or p1,p2,... (one per class)"};
-const ConfigKey kDequantize = {
-    "model.dequantize", ValueType::Bool, "true",
-    "fit on uniformly dequantised pixels (k + u) / 256 (a proper density for bits/dim); false: "
-    "k / 255"};
+// The model.* settings of the four classifiers; each reads the rows of its classic_keys().
+struct ClassicOptions {
+  std::string priors = "fitted";   ///< model.priors
+  bool dequantize = true;          ///< model.dequantize
+  std::string shrinkage = "auto";  ///< model.shrinkage (lda)
+  double reg_param = 0.05;         ///< model.reg_param (qda)
+  double var_smoothing = 1e-9;     ///< model.var_smoothing (gnb)
+  double binarize = 0.5;           ///< model.binarize (bnb)
+  double alpha = 1.0;              ///< model.alpha (bnb)
+};
+
+KeyTable<ClassicOptions> classic_keys(const std::string& name) {
+  using O = ClassicOptions;
+  KeyTable<O> t;
+  t.add("model.priors", &O::priors, "class priors: fitted, uniform or p1,p2,... (one per class)");
+  if (name != "bnb")
+    t.add("model.dequantize", &O::dequantize,
+          "fit on uniformly dequantised pixels (k + u) / 256 (a proper density for bits/dim); "
+          "false: k / 255");
+  if (name == "lda")
+    t.add("model.shrinkage", &O::shrinkage,
+          "covariance shrinkage: none, auto (Ledoit-Wolf) or a value in [0,1]");
+  if (name == "qda")
+    t.add("model.reg_param", &O::reg_param, "covariance regularisation (1-r) C + r I");
+  if (name == "gnb")
+    t.add("model.var_smoothing", &O::var_smoothing,
+          "added variance, as a fraction of the largest feature variance");
+  if (name == "bnb") {
+    t.add("model.binarize", &O::binarize, "feature threshold in [0,1]: x > t is 1");
+    t.add("model.alpha", &O::alpha, "Lidstone smoothing (1 = Laplace)");
+  }
+  return t;
+}
+
+std::unique_ptr<Model> create_classic(const std::string& name, const Config& c,
+                                      const DataInfo& info) {
+  require_labels(name, info);
+  const ClassicOptions o = classic_keys(name).read(c);
+  const auto priors = classic::parse_priors(o.priors);
+  const int64_t K = info.num_classes(), D = feature_count(info);
+  if (name == "gnb")
+    return std::make_unique<ClassicModel>(
+        name, std::make_shared<classic::GaussianNaiveBayes>(K, D, o.var_smoothing, priors), info,
+        o.dequantize, false);
+  if (name == "bnb")
+    return std::make_unique<ClassicModel>(
+        name, std::make_shared<classic::BernoulliNaiveBayes>(K, D, o.binarize, o.alpha, priors),
+        info, false, true);
+  classic::GdaOptions g;
+  g.shared_covariance = name == "lda";
+  g.priors = priors;
+  if (g.shared_covariance) {
+    if (o.shrinkage == "auto") {
+      g.shrinkage_auto = true;
+    } else if (o.shrinkage != "none") {
+      char* end = nullptr;
+      g.shrinkage = std::strtod(o.shrinkage.c_str(), &end);
+      if (o.shrinkage.empty() || *end != '\0')
+        throw Error("model.shrinkage: '" + o.shrinkage +
+                    "' is not none, auto or a number in [0, 1]");
+    }
+  } else {
+    g.reg_param = o.reg_param;
+  }
+  return std::make_unique<ClassicModel>(name, std::make_shared<classic::Gda>(K, D, g), info,
+                                        o.dequantize, false);
+}
 
 }  // namespace
 
 std::vector<ModelEntry> classic_entries() {
-  using T = ValueType;
+  const std::vector<std::pair<std::string, std::string>> models = {
+      {"lda", "linear discriminant analysis: Gaussian classes, shared covariance"},
+      {"qda", "quadratic discriminant analysis: Gaussian classes, own covariances"},
+      {"gnb", "Gaussian naive Bayes: independent Gaussian features per class"},
+      {"bnb", "Bernoulli naive Bayes: binarised pixels, independent per class"},
+  };
   std::vector<ModelEntry> out;
-  auto gda_entry = [&](bool shared) {
+  for (const auto& [name, doc] : models) {
     ModelEntry e;
-    e.name = shared ? "lda" : "qda";
+    e.name = name;
     e.family = "classic";
-    e.description = shared ? "linear discriminant analysis: Gaussian classes, shared covariance"
-                           : "quadratic discriminant analysis: Gaussian classes, own covariances";
-    e.config_keys = {kPriors, kDequantize};
-    if (shared)
-      e.config_keys.push_back(
-          {"model.shrinkage", T::String, "auto",
-           "covariance shrinkage: none, auto (Ledoit-Wolf) or a value in [0,1]"});
-    else
-      e.config_keys.push_back(
-          {"model.reg_param", T::Float, "0.05", "covariance regularisation (1-r) C + r I"});
-    e.create = [shared, name = e.name](const Config& c, const DataInfo& info) {
-      require_labels(name, info);
-      classic::GdaOptions o;
-      o.shared_covariance = shared;
-      o.priors = classic::parse_priors(c.get_string("model.priors"));
-      if (shared) {
-        const std::string s = c.get_string("model.shrinkage");
-        if (s == "auto") {
-          o.shrinkage_auto = true;
-        } else if (s != "none") {
-          char* end = nullptr;
-          o.shrinkage = std::strtod(s.c_str(), &end);
-          if (s.empty() || *end != '\0')
-            throw Error("model.shrinkage: '" + s + "' is not none, auto or a number in [0, 1]");
-        }
-      } else {
-        o.reg_param = c.get_float("model.reg_param");
-      }
-      auto clf = std::make_shared<classic::Gda>(info.num_classes(), feature_count(info), o);
-      return std::make_unique<ClassicModel>(name, clf, info, c.get_bool("model.dequantize"), false);
+    e.description = doc;
+    e.config_keys = classic_keys(name).keys();
+    e.create = [name = name](const Config& c, const DataInfo& info) {
+      return create_classic(name, c, info);
     };
-    return e;
-  };
-  out.push_back(gda_entry(true));
-  out.push_back(gda_entry(false));
-
-  ModelEntry g;
-  g.name = "gnb";
-  g.family = "classic";
-  g.description = "Gaussian naive Bayes: independent Gaussian features per class";
-  g.config_keys = {kPriors,
-                   kDequantize,
-                   {"model.var_smoothing", T::Float, "1e-9",
-                    "added variance, as a fraction of the largest feature variance"}};
-  g.create = [](const Config& c, const DataInfo& info) {
-    require_labels("gnb", info);
-    auto clf = std::make_shared<classic::GaussianNaiveBayes>(
-        info.num_classes(), feature_count(info), c.get_float("model.var_smoothing"),
-        classic::parse_priors(c.get_string("model.priors")));
-    return std::make_unique<ClassicModel>("gnb", clf, info, c.get_bool("model.dequantize"), false);
-  };
-  out.push_back(g);
-
-  ModelEntry b;
-  b.name = "bnb";
-  b.family = "classic";
-  b.description = "Bernoulli naive Bayes: binarised pixels, independent per class";
-  b.config_keys = {kPriors,
-                   {"model.binarize", T::Float, "0.5", "feature threshold in [0,1]: x > t is 1"},
-                   {"model.alpha", T::Float, "1.0", "Lidstone smoothing (1 = Laplace)"}};
-  b.create = [](const Config& c, const DataInfo& info) {
-    require_labels("bnb", info);
-    auto clf = std::make_shared<classic::BernoulliNaiveBayes>(
-        info.num_classes(), feature_count(info), c.get_float("model.binarize"),
-        c.get_float("model.alpha"), classic::parse_priors(c.get_string("model.priors")));
-    return std::make_unique<ClassicModel>("bnb", clf, info, false, true);
-  };
-  out.push_back(b);
+    out.push_back(std::move(e));
+  }
   return out;
 }
 

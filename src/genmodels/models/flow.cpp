@@ -5,6 +5,7 @@
 #include "genmodels/core/error.h"
 #include "genmodels/flow/flow.h"
 #include "genmodels/io/image.h"
+#include "genmodels/io/plot.h"
 #include "genmodels/metrics/bits_per_dim.h"
 #include "genmodels/nn/precision.h"
 
@@ -19,41 +20,89 @@ torch::Tensor levels_of(const torch::Tensor& x) {
   return torch::round((x + 1.0) * 127.5).clamp(0, 255);
 }
 
-// Heat-map colours (dark blue -> teal -> yellow) of values in [0, 1]: H x W -> H x W x 3 uint8.
-torch::Tensor heat_rgb(const torch::Tensor& v01) {
-  static const float anchors[5][3] = {
-      {13, 8, 135}, {84, 39, 143}, {33, 145, 140}, {94, 201, 98}, {253, 231, 37}};
-  torch::Tensor v = v01.clamp(0, 1).contiguous().to(torch::kFloat32) * 4;
-  torch::Tensor lo = v.floor().clamp(0, 3).to(torch::kLong), f = (v - lo).unsqueeze(-1);
-  torch::Tensor pal = torch::from_blob(const_cast<float*>(&anchors[0][0]), {5, 3}).clone();
-  torch::Tensor a = pal.index_select(0, lo.reshape(-1)).view({v.size(0), v.size(1), 3});
-  torch::Tensor b = pal.index_select(0, (lo + 1).reshape(-1)).view({v.size(0), v.size(1), 3});
-  return (a * (1 - f) + b * f).round().to(torch::kUInt8);
+// The model.* and sample.* settings of `realnvp` and `glow`, bound by flow_keys().
+struct FlowSettings {
+  int64_t levels = 0;                   ///< model.levels
+  int64_t steps = 0;                    ///< model.steps
+  int64_t hidden = 0;                   ///< model.hidden
+  int64_t res_blocks = 1;               ///< model.res_blocks (glow: 0)
+  int64_t mlp_layers = 2;               ///< model.mlp_layers
+  std::string coupling_scale = "tanh";  ///< model.coupling_scale (glow: sigmoid)
+  double scale_bound = 3.0;             ///< model.scale_bound
+  std::string dequantize = "logit";     ///< model.dequantize (glow: uniform)
+  double logit_alpha = 0.05;            ///< model.logit_alpha
+  int64_t eval_samples = 1;             ///< model.eval_samples
+  std::string precision = "fp32";       ///< model.precision
+  bool learned_prior = true;            ///< model.learned_prior (glow only)
+  double temperature = 1.0;             ///< sample.temperature
+
+  static FlowSettings defaults(const std::string& arch) {
+    FlowSettings s;
+    if (arch == "glow") {
+      s.res_blocks = 0;
+      s.coupling_scale = "sigmoid";
+      s.dequantize = "uniform";
+    }
+    return s;
+  }
+};
+
+KeyTable<FlowSettings> flow_keys(const std::string& arch) {
+  using O = FlowSettings;
+  KeyTable<O> t;
+  t.add("model.levels", &O::levels, "multi-scale levels (0 = as many as the image size allows)");
+  t.add("model.steps", &O::steps,
+        "flow steps (glow) / couplings per phase (realnvp) per level; 0 = 8 for glow, 3 for "
+        "realnvp; toys: steps in all, 0 = 8");
+  t.add("model.hidden", &O::hidden, "coupling network width (0 = 128; realnvp images 64)");
+  t.add("model.res_blocks", &O::res_blocks,
+        "residual blocks per image coupling network (0 = Glow's conv3-conv1-conv3)");
+  t.add("model.mlp_layers", &O::mlp_layers, "hidden layers of the toy coupling MLPs");
+  t.add("model.coupling_scale", &O::coupling_scale,
+        "coupling log-scale: sigmoid (Glow: log sigmoid(h + 2), soft-bounded) or tanh "
+        "(RealNVP: a tanh(h), a learned)",
+        {"sigmoid", "tanh"});
+  t.add("model.scale_bound", &O::scale_bound,
+        "soft bound on sigmoid log-scales, keeps sampling finite (0 = none)");
+  t.add("model.dequantize", &O::dequantize, "pixel pre-processing after uniform dequantisation",
+        {"uniform", "logit"});
+  t.add("model.logit_alpha", &O::logit_alpha, "logit pre-processing margin (RealNVP: 0.05)");
+  t.add("model.eval_samples", &O::eval_samples,
+        "dequantisation draws per test image for eval nll (importance-weighted)");
+  t.add("sample.temperature", &O::temperature, "latent temperature (Glow samples at 0.7)");
+  t.add("model.precision", &O::precision,
+        "coupling network arithmetic: fp32, or bf16 autocast for the conditioner networks "
+        "(scales, shifts, the coupling itself and log-determinants stay fp32)",
+        {"fp32", "bf16"});
+  if (arch == "glow")
+    t.add("model.learned_prior", &O::learned_prior,
+          "learned conditional prior at each factor-out (Glow)");
+  return t;
 }
 
 class FlowModel : public Model {
  public:
   FlowModel(const std::string& arch, const Config& c, const DataInfo& info)
       : info_(info), net_(nullptr) {
+    FlowSettings st = FlowSettings::defaults(arch);
+    flow_keys(arch).read_into(c, st);
     flow::FlowOptions o;
     o.shape = info.shape;
     o.arch = arch;
-    o.levels = c.get_int("model.levels");
+    o.levels = st.levels;
     const bool glow = arch == "glow", image = info.is_image();
-    o.steps = c.get_int("model.steps") > 0 ? c.get_int("model.steps") : (glow || !image ? 8 : 3);
-    o.hidden =
-        c.get_int("model.hidden") > 0 ? c.get_int("model.hidden") : (glow || !image ? 128 : 64);
-    o.res_blocks = c.get_int("model.res_blocks");
-    o.mlp_layers = c.get_int("model.mlp_layers");
-    o.learned_prior = c.has("model.learned_prior") && c.get_bool("model.learned_prior");
-    o.scale = c.get_string("model.coupling_scale");
-    o.scale_bound = c.get_float("model.scale_bound");
-    o.bf16 = nn::parse_precision(c.get_string("model.precision"), "model.precision") ==
-             nn::Precision::Bf16;
-    dequantize_ = c.get_string("model.dequantize");
-    alpha_ = c.get_float("model.logit_alpha");
-    temperature_ = c.get_float("sample.temperature");
-    eval_samples_ = c.get_int("model.eval_samples");
+    o.steps = st.steps > 0 ? st.steps : (glow || !image ? 8 : 3);
+    o.hidden = st.hidden > 0 ? st.hidden : (glow || !image ? 128 : 64);
+    o.res_blocks = st.res_blocks;
+    o.mlp_layers = st.mlp_layers;
+    o.learned_prior = glow && st.learned_prior;
+    o.scale = st.coupling_scale;
+    o.scale_bound = st.scale_bound;
+    o.bf16 = nn::parse_precision(st.precision, "model.precision") == nn::Precision::Bf16;
+    dequantize_ = st.dequantize;
+    alpha_ = st.logit_alpha;
+    temperature_ = st.temperature;
+    eval_samples_ = st.eval_samples;
     if (alpha_ <= 0 || alpha_ >= 0.5)
       throw Error("model.logit_alpha must be in (0, 0.5), got " + std::to_string(alpha_));
     net_ = flow::Flow(o);
@@ -79,6 +128,8 @@ class FlowModel : public Model {
     return -(net_->log_prob(y) + logdet) + static_cast<double>(dims()) * kLog256;
   }
 
+  // Maximum likelihood on dequantised data (Dinh et al. 2017 eq. 3; Kingma & Dhariwal 2018),
+  // minimised by the default train step.
   torch::Tensor loss(const torch::Tensor& x, const torch::Tensor&) override {
     torch::Tensor u = info_.is_image() ? torch::rand_like(x) : torch::Tensor();
     torch::Tensor l = nll(x, u).mean();
@@ -96,7 +147,7 @@ class FlowModel : public Model {
 
   SampleResult sample(const SampleRequest& req) override {
     torch::NoGradGuard no_grad;
-    const double t = req.temperature >= 0 ? req.temperature : temperature_;
+    const double t = temperature_;
     at::Generator gen = at::detail::createCPUGenerator(req.seed);
     std::vector<torch::Tensor> parts;
     for (int64_t i = 0; i < req.n; i += 500) {
@@ -142,7 +193,7 @@ class FlowModel : public Model {
     return r;
   }
 
-  std::vector<std::string> write_figures(const std::string& dir, const data::Dataset&,
+  std::vector<std::string> write_figures(const train::RunDir& run, const data::Dataset&,
                                          uint64_t seed) override {
     torch::NoGradGuard no_grad;
     holder_->eval();
@@ -155,16 +206,16 @@ class FlowModel : public Model {
         at::Generator gen = at::detail::createCPUGenerator(seed);
         rows.push_back(draw(10, t, gen));
       }
-      files.push_back(dir + "/temperatures.png");
+      files.push_back(run.figure("temperatures.png"));
       text["figure"] = "rows: sampling temperature 0, 0.5, 0.7, 0.85, 1 (same latents)";
       io::write_png(files.back(), io::make_grid(torch::cat(rows), 10), text);
     } else if (info_.shape[0] == 2) {
       const double extent = 4.0;
       torch::Tensor lp = flow::log_prob_grid(*net_, extent, 256);
       torch::Tensor p = lp.exp();
-      files.push_back(dir + "/density.png");
+      files.push_back(run.figure("density.png"));
       text["figure"] = "model density p(x) on [-4, 4]^2, linear colour scale";
-      io::write_png(files.back(), heat_rgb(p / p.max().clamp_min(1e-30)), text);
+      io::write_png(files.back(), io::heat_rgb(p / p.max().clamp_min(1e-30)), text);
       const double h = 2 * extent / 256;
       text["mass_in_window"] = std::to_string(p.sum().item<double>() * h * h);
     }
@@ -192,56 +243,6 @@ class FlowModel : public Model {
   int64_t eval_samples_ = 1;
 };
 
-std::vector<ConfigKey> common_keys(const std::string& arch) {
-  using T = ValueType;
-  const bool glow = arch == "glow";
-  std::vector<ConfigKey> k = {
-      {"train.batch_size", T::Int, "64", "examples per step"},
-      {"train.lr", T::Float, "1e-3", "peak learning rate"},
-      {"train.warmup_steps", T::Int, "500", "linear LR warm-up steps"},
-      {"train.lr_schedule", T::String, "cosine", "LR after warm-up", {"constant", "cosine"}},
-      {"train.lr_min_ratio", T::Float, "0.05", "cosine floor as a fraction of train.lr"},
-      {"train.ema_decay", T::Float, "0.999", "EMA decay of the weights"},
-      {"train.grad_clip", T::Float, "50.0", "max global gradient norm (0 = off)"},
-      {"model.levels", T::Int, "0", "multi-scale levels (0 = as many as the image size allows)"},
-      {"model.steps", T::Int, "0",
-       glow ? "flow steps per level (0 = 8; toys: steps in all)"
-            : "couplings per phase and level (0 = 3; toys: couplings in all, 0 = 8)"},
-      {"model.hidden", T::Int, "0",
-       glow ? "coupling network width (0 = 128)" : "coupling network width (0 = 64, toys 128)"},
-      {"model.res_blocks", T::Int, glow ? "0" : "1",
-       "residual blocks per image coupling network (0 = Glow's conv3-conv1-conv3)"},
-      {"model.mlp_layers", T::Int, "2", "hidden layers of the toy coupling MLPs"},
-      {"model.coupling_scale",
-       T::String,
-       glow ? "sigmoid" : "tanh",
-       "coupling log-scale: sigmoid (Glow: log sigmoid(h + 2), soft-bounded) or tanh "
-       "(RealNVP: a tanh(h), a learned)",
-       {"sigmoid", "tanh"}},
-      {"model.scale_bound", T::Float, "3.0",
-       "soft bound on sigmoid log-scales, keeps sampling finite (0 = none)"},
-      {"model.dequantize",
-       T::String,
-       glow ? "uniform" : "logit",
-       "pixel pre-processing after uniform dequantisation",
-       {"uniform", "logit"}},
-      {"model.logit_alpha", T::Float, "0.05", "logit pre-processing margin (RealNVP: 0.05)"},
-      {"model.eval_samples", T::Int, "1",
-       "dequantisation draws per test image for eval nll (importance-weighted)"},
-      {"sample.temperature", T::Float, "1.0", "latent temperature (Glow samples at 0.7)"},
-      {"model.precision",
-       T::String,
-       "fp32",
-       "coupling network arithmetic: fp32, or bf16 autocast for the conditioner networks "
-       "(scales, shifts, the coupling itself and log-determinants stay fp32)",
-       {"fp32", "bf16"}},
-  };
-  if (glow)
-    k.push_back({"model.learned_prior", T::Bool, "true",
-                 "learned conditional prior at each factor-out (Glow)"});
-  return k;
-}
-
 }  // namespace
 
 std::vector<ModelEntry> flow_entries() {
@@ -254,7 +255,11 @@ std::vector<ModelEntry> flow_entries() {
                                      "Dhariwal 2018), exact likelihood"
                                    : "RealNVP flow: checkerboard/channel affine couplings, "
                                      "multi-scale (Dinh et al. 2017), exact likelihood";
-    e.config_keys = common_keys(arch);
+    e.config_keys = flow_keys(arch).keys(FlowSettings::defaults(arch));
+    e.defaults = {{"train.batch_size", "64"},     {"train.lr", "1e-3"},
+                  {"train.warmup_steps", "500"},  {"train.lr_schedule", "cosine"},
+                  {"train.lr_min_ratio", "0.05"}, {"train.ema_decay", "0.999"},
+                  {"train.grad_clip", "50.0"}};
     e.create = [arch](const Config& c, const DataInfo& info) {
       return std::unique_ptr<Model>(std::make_unique<FlowModel>(arch, c, info));
     };

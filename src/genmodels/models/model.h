@@ -1,6 +1,7 @@
 // The model interface every family implements and the registry the CLI is built from.
-// A model = how to build it from a config, the loss of one batch, and sampling; the trainer,
-// checkpoints, EMA, logging and evaluation are shared (train/, metrics/).
+// A family plugs in as one folder plus one registry row (ModelEntry): build from a config, a train
+// step over named optimizers (train/step.h), the EMA targets, sampling, a likelihood if it has
+// one, figures. The trainer, checkpoints, EMA, logging and evaluation are shared.
 #pragma once
 #include <torch/torch.h>
 
@@ -12,7 +13,10 @@
 
 #include "genmodels/core/config.h"
 #include "genmodels/core/json.h"
+#include "genmodels/core/options.h"
 #include "genmodels/data/dataset.h"
+#include "genmodels/train/run_dir.h"
+#include "genmodels/train/step.h"
 
 namespace gm {
 
@@ -27,18 +31,13 @@ struct DataInfo {
   static DataInfo from_json(const Json& j);
 };
 
+/// What to draw. Every other sampling setting is a sample.* config key the model read when it
+/// was built (stored in the run, overridable at sample time).
 struct SampleRequest {
   int64_t n = 64;            ///< number of samples
-  std::string sampler;       ///< "" = the model's default
-  int64_t steps = 0;         ///< sampler steps (0 = default)
-  double eta = 0.0;          ///< DDIM eta
-  std::string spacing;       ///< timestep spacing ("" = default)
-  std::string variance;      ///< DDPM variance: "beta" | "beta_tilde" ("" = default)
   int64_t class_label = -1;  ///< -1: every class in turn (conditional models)
-  double guidance = -1;      ///< classifier-free guidance scale (-1 = default)
-  double temperature = -1;   ///< flows: latent temperature (-1 = default)
   uint64_t seed = 0;
-  std::function<void(int64_t, int64_t)> progress;  ///< (done, total) per sampler step
+  std::function<void(int64_t, int64_t)> progress;  ///< (done, total)
 };
 
 struct SampleResult {
@@ -47,22 +46,31 @@ struct SampleResult {
   std::map<std::string, std::string> params;  ///< how to make it again (PNG metadata)
 };
 
-class Model {
+/// Everything one `genmodels train` invocation hands the model.
+struct TrainSession {
+  const Config& config;
+  const DataInfo& info;
+  const data::Dataset& train;
+  std::function<data::Dataset()> load_test;  ///< the test split, loaded on demand
+  train::RunDir run;
+  Json meta;  ///< stored in every checkpoint (model, config_toml, data, format)
+  bool resume = false;
+  int64_t stop_at = 0;  ///< behave as if interrupted after this step (tests)
+  uint64_t seed = 0;
+  int threads = 1;  ///< CPU threads in use (for the start-up line)
+  /// Creates the run directory and writes the resolved config.toml into it.
+  void save_config() const;
+};
+
+class Model : public train::Trainable {
  public:
-  virtual ~Model() = default;
-  /// The network(s) the trainer optimises, averages (EMA) and checkpoints.
-  virtual torch::nn::Module& module() = 0;
-  /// Loss of one batch; randomness only from LibTorch's default generator.
-  virtual torch::Tensor loss(const torch::Tensor& x, const torch::Tensor& y) = 0;
   /// Draws samples (call under the weights you want, e.g. EMA).
   virtual SampleResult sample(const SampleRequest& request) = 0;
 
-  /// Closed-form models (GDA, naive Bayes) are fitted in one call instead of by gradient steps:
-  /// `genmodels train` then calls fit() and skips the trainer.
-  virtual bool closed_form() const { return false; }
-  /// Fits on `train`, scores `test`; returns the report that `genmodels train` prints and saves
-  /// (accuracy, bits/dim, fit and predict seconds, ...). Randomness only from `seed`.
-  virtual Json fit(const data::Dataset& train, const data::Dataset& test, uint64_t seed);
+  /// Trains the model into `s.run`. The default runs the shared gradient Trainer over
+  /// train_step(); closed-form models (GDA, naive Bayes) override it to fit in one call. Returns
+  /// a report ({} for gradient training; accuracy, bits/dim, ... for fits).
+  virtual Json train(TrainSession& s);
 
   /// Density models: the test negative log-likelihood on the first `n` examples of `test` (0 =
   /// all), with `k` importance samples where the model estimates it (0 = the model's default).
@@ -70,19 +78,20 @@ class Model {
   /// metrics/bits_per_dim.h). Models without a likelihood throw gm::Error.
   virtual Json test_likelihood(const data::Dataset& test, int64_t n, int64_t k, uint64_t seed);
 
-  /// Model-specific figures written into `dir` after training (VAE: reconstructions, latent
-  /// interpolations, latent scatter); returns the files written.
-  virtual std::vector<std::string> write_figures(const std::string& dir, const data::Dataset& test,
-                                                 uint64_t seed) {
+  /// Model-specific figures written as run.figure(NAME) after training (VAE: reconstructions,
+  /// latent interpolations, latent scatter); returns the files written.
+  virtual std::vector<std::string> write_figures(const train::RunDir& run,
+                                                 const data::Dataset& test, uint64_t seed) {
     return {};
   }
 };
 
 struct ModelEntry {
-  std::string name;                    ///< "ddpm"
-  std::string family;                  ///< "diffusion"
-  std::string description;             ///< one line for `genmodels list`
-  std::vector<ConfigKey> config_keys;  ///< model-specific keys (defaults = recommended setup)
+  std::string name;                             ///< "ddpm"
+  std::string family;                           ///< "diffusion"
+  std::string description;                      ///< one line for `genmodels list`
+  std::vector<ConfigKey> config_keys;           ///< the model's own keys (from its bound KeyTables)
+  std::map<std::string, std::string> defaults;  ///< new defaults of shared keys (train.lr, ...)
   std::function<std::unique_ptr<Model>(const Config&, const DataInfo&)> create;
 };
 
@@ -91,7 +100,23 @@ const std::vector<ModelEntry>& model_registry();
 /// The entry named `name`; the error lists the valid names.
 const ModelEntry& find_model(const std::string& name);
 
-/// Keys every run has (seed, data.*, device) plus the trainer's, plus the model's.
+/// Settings every run has (seed, device, data.*), bound to their keys by run_keys().
+struct RunOptions {
+  int64_t seed = 0;                    ///< seed: of every random generator
+  std::string device = "cpu";          ///< device: cpu, cuda or cuda:N
+  std::string data = "fashion-mnist";  ///< data.name: dataset (see `genmodels list`)
+  bool hflip = false;                  ///< data.hflip: random horizontal flips
+  int64_t limit = 0;                   ///< data.limit: first N training examples (0 = all)
+  int64_t image_size = 0;              ///< data.image_size: resize (0 = native)
+  int64_t channels = 0;                ///< data.channels: 1 or 3 (0 = native)
+};
+const KeyTable<RunOptions>& run_keys();
+
+/// run_keys + the trainer's keys + the model's keys, with the model's defaults applied.
 Config make_config(const ModelEntry& entry);
+
+/// Class labels for a request: `class_label` for all, or every class in turn; errors name the
+/// flag when the model is unconditional or the class is out of range.
+torch::Tensor request_labels(const SampleRequest& r, int64_t num_classes, bool conditional);
 
 }  // namespace gm

@@ -1,6 +1,9 @@
+// The commands behind the CLI (see run.h). Run-directory paths come from train::RunDir only.
 #include "genmodels/models/run.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <ctime>
 #include <filesystem>
 #include <iostream>
@@ -14,8 +17,12 @@
 #include "genmodels/diffusion/schedule.h"
 #include "genmodels/io/image.h"
 #include "genmodels/io/npy.h"
+#include "genmodels/io/plot.h"
+#include "genmodels/metrics/evaluate.h"
+#include "genmodels/metrics/toy2d.h"
 #include "genmodels/sampling/samplers.h"
-#include "genmodels/train/trainer.h"
+#include "genmodels/train/checkpoint.h"
+#include "genmodels/train/run_dir.h"
 
 namespace gm {
 namespace fs = std::filesystem;
@@ -29,31 +36,21 @@ std::string timestamp() {
   return buf;
 }
 
-// Renders N x 2 points as a 256 x 256 density image (log counts), for 2-D toy samples.
-torch::Tensor scatter_image(const torch::Tensor& points, double extent = 4.0, int64_t size = 256) {
-  torch::Tensor p = points.to(torch::kFloat64);
-  torch::Tensor ij = ((p + extent) / (2 * extent) * size).floor().to(torch::kInt64);
-  torch::Tensor keep = (ij >= 0).all(1) & (ij < size).all(1);
-  ij = ij.index({keep});
-  torch::Tensor counts = torch::zeros({size * size}, torch::kFloat64);
-  // row = size-1-y so that y points up
-  torch::Tensor flat = (size - 1 - ij.select(1, 1)) * size + ij.select(1, 0);
-  counts.index_add_(0, flat, torch::ones({flat.size(0)}, torch::kFloat64));
-  torch::Tensor img = torch::log1p(counts.view({size, size}));
-  img = img / std::max(1e-9, img.max().item<double>());
-  return (255.0 * (1.0 - img)).round().to(torch::kUInt8);  // dark = dense
-}
-
 Config config_of_run(const Json& meta, const ModelEntry& entry, const std::string& origin) {
   Config c = make_config(entry);
   c.load_toml_string(meta.at("config_toml").get<std::string>(), origin);
   return c;
 }
 
-std::string checkpoint_of(const std::string& run) {
-  if (fs::is_directory(run)) return train::checkpoint_path(run);
-  if (fs::exists(run)) return run;
-  throw Error("run '" + run + "' does not exist (give a run directory made by `genmodels train`)");
+data::DataOptions data_options(const Config& c, const std::string& split) {
+  const RunOptions r = run_keys().read(c);
+  data::DataOptions o;
+  o.split = split;
+  o.limit = split == "train" ? r.limit : 0;
+  o.image_size = r.image_size;
+  o.channels = r.channels;
+  o.seed = static_cast<uint64_t>(r.seed);
+  return o;
 }
 
 // "key  value" lines of a fit report, numbers with 4 significant digits.
@@ -73,46 +70,6 @@ std::string format_report(const Json& report) {
   return out.str();
 }
 
-// Closed-form models: fit once on the training split, score the test split, save the run.
-std::string fit_closed_form(const ModelEntry& entry, Model& model, const Config& config,
-                            const data::Dataset& train, const DataInfo& info,
-                            const std::string& run_dir, const TrainArgs& a) {
-  if (a.resume)
-    throw Error("--resume: " + entry.name +
-                " is fitted in closed form; there is nothing to resume");
-  data::DataOptions dopts;
-  dopts.split = "test";
-  dopts.image_size = config.get_int("data.image_size");
-  dopts.channels = config.get_int("data.channels");
-  const uint64_t seed = static_cast<uint64_t>(config.get_int("seed"));
-  dopts.seed = seed;
-  const data::Dataset test = data::load_dataset(config.get_string("data.name"), dopts);
-  const Json report = model.fit(train, test, seed);  // a failed fit leaves no run behind
-  std::cerr << "genmodels: fitted " << entry.name << " on " << info.dataset << " (" << train.size()
-            << " examples, " << test.size() << " test); run " << run_dir << "\n";
-  make_dirs(run_dir);
-  write_file_atomic(run_dir + "/config.toml", config.to_toml());
-  const Json meta = {{"model", entry.name},
-                     {"config_toml", config.to_toml()},
-                     {"data", info.to_json()},
-                     {"format", 1}};
-  train::save_weights(train::checkpoint_path(run_dir), model.module(), meta);
-  write_file_atomic(run_dir + "/report.json", report.dump(1) + "\n");
-  // A first look at the density: one column per class.
-  SampleRequest req;
-  req.n = info.num_classes() > 0 ? 6 * info.num_classes() : 2000;
-  req.seed = seed;
-  SampleResult s = model.sample(req);
-  s.params["model"] = entry.name;
-  make_dirs(run_dir + "/samples");
-  if (info.is_image())
-    io::write_png(run_dir + "/samples/fit.png", io::make_grid(s.x, info.num_classes()), s.params);
-  else
-    io::write_png(run_dir + "/samples/fit.png", scatter_image(s.x), s.params);
-  std::cout << format_report(report);
-  return run_dir;
-}
-
 }  // namespace
 
 std::string run_train(const TrainArgs& a) {
@@ -124,19 +81,19 @@ std::string run_train(const TrainArgs& a) {
   const ModelEntry* entry = nullptr;
   if (a.resume) {
     if (run_dir.empty()) throw Error("--resume needs --out RUN (the run directory to continue)");
-    const std::string ckpt = train::checkpoint_path(run_dir);
-    const Json meta = train::read_checkpoint_meta(ckpt);
+    const train::RunDir run(run_dir);
+    const Json meta = run.read_meta();
     entry = &find_model(meta.at("model").get<std::string>());
     if (!a.model.empty() && a.model != entry->name)
       throw Error("--resume: " + run_dir + " is a '" + entry->name + "' run, not '" + a.model +
                   "'");
-    config = config_of_run(meta, *entry, ckpt);
+    config = config_of_run(meta, *entry, run.checkpoint());
   } else {
     entry = &find_model(a.model);
     config = make_config(*entry);
     if (!a.config_file.empty()) config.load_toml_file(a.config_file);
     if (run_dir.empty()) run_dir = "runs/" + entry->name + "-" + timestamp();
-    if (fs::exists(train::checkpoint_path(run_dir)))
+    if (train::RunDir(run_dir).has_checkpoint())
       throw Error(run_dir +
                   " already holds a run; continue it with --resume or choose another --out");
   }
@@ -150,75 +107,47 @@ std::string run_train(const TrainArgs& a) {
 
   const uint64_t seed = static_cast<uint64_t>(config.get_int("seed"));
   seed_everything(seed);
-
-  data::DataOptions dopts;
-  dopts.split = "train";
-  dopts.limit = config.get_int("data.limit");
-  dopts.image_size = config.get_int("data.image_size");
-  dopts.channels = config.get_int("data.channels");
-  dopts.seed = seed;
-  const data::Dataset ds = data::load_dataset(config.get_string("data.name"), dopts);
+  const std::string data_name = config.get_string("data.name");
+  const data::Dataset ds = data::load_dataset(data_name, data_options(config, "train"));
   DataInfo info;
-  info.dataset = config.get_string("data.name");
+  info.dataset = data_name;
   for (int64_t d = 1; d < ds.x.dim(); ++d) info.shape.push_back(ds.x.size(d));
   info.class_names = ds.class_names;
   std::unique_ptr<Model> model = entry->create(config, info);
-  if (model->closed_form()) return fit_closed_form(*entry, *model, config, ds, info, run_dir, a);
-  train::TrainerOptions topts = train::trainer_options_from(config);
-  topts.device = config.get_string("device");
-  topts.stop_at = a.stop_at;
-  if (ds.size() < topts.batch_size)
-    throw Error("data " + info.dataset + " has " + std::to_string(ds.size()) +
-                " examples, fewer than train.batch_size = " + std::to_string(topts.batch_size));
 
-  int64_t n_params = 0;
-  for (const auto& p : model->module().parameters()) n_params += p.numel();
-
-  make_dirs(run_dir);
-  write_file_atomic(run_dir + "/config.toml", config.to_toml());
-  const Json meta = {{"model", entry->name},
-                     {"config_toml", config.to_toml()},
-                     {"data", info.to_json()},
-                     {"format", 1}};
-  data::Batcher batcher(ds, topts.batch_size, seed, config.get_bool("data.hflip"));
-  train::Trainer trainer(model->module(), topts, batcher, run_dir, meta);
-  if (a.resume) trainer.resume(train::checkpoint_path(run_dir));
-
-  std::cerr << "genmodels: " << entry->name << " on " << info.dataset << " (" << ds.size()
-            << " examples), " << n_params << " parameters, " << threads << " threads, "
-            << blas_name().substr(0, 40) << "; run " << run_dir
-            << (a.resume ? " (resumed at step " + std::to_string(trainer.step()) + ")" : "")
-            << "\n";
-
-  train::TrainHooks hooks;
-  hooks.loss = [&](const torch::Tensor& x, const torch::Tensor& y) { return model->loss(x, y); };
-  hooks.preview = [&](int64_t step, const std::string& path) {
-    SampleRequest req;
-    req.n = info.num_classes() > 0 ? 6 * info.num_classes() : 64;
-    req.seed = seed;
-    SampleResult s = model->sample(req);
-    std::map<std::string, std::string> text = s.params;
-    text["model"] = entry->name;
-    text["step"] = std::to_string(step);
-    if (info.is_image())
-      io::write_png(path, io::make_grid(s.x, info.num_classes() > 0 ? info.num_classes() : 8),
-                    text);
-    else
-      io::write_png(path, scatter_image(s.x), text);
-  };
-  const train::TrainResult result = trainer.run(hooks);
-  if (!result.interrupted) {
-    // Model-specific figures (VAE reconstructions, interpolations, ...) from the EMA weights.
-    data::DataOptions test_opts = dopts;
-    test_opts.split = "test";
-    test_opts.limit = 0;
-    const data::Dataset test = data::load_dataset(config.get_string("data.name"), test_opts);
-    train::EmaScope scope(model->module(), trainer.ema());
-    model->module().eval();
-    for (const auto& f : model->write_figures(run_dir + "/samples", test, seed))
-      std::cerr << "genmodels: wrote " << f << "\n";
+  TrainSession session{config,
+                       info,
+                       ds,
+                       [&] { return data::load_dataset(data_name, data_options(config, "test")); },
+                       train::RunDir(run_dir),
+                       {{"model", entry->name},
+                        {"config_toml", config.to_toml()},
+                        {"data", info.to_json()},
+                        {"format", train::kCheckpointFormat}},
+                       a.resume,
+                       a.stop_at,
+                       seed,
+                       threads};
+  const Json report = model->train(session);
+  if (!report.empty()) {
+    write_file_atomic(session.run.report_json(), report.dump(1) + "\n");
+    std::cout << format_report(report);
   }
   return run_dir;
+}
+
+const std::vector<FlagKey>& sample_flags() {
+  static const std::vector<FlagKey> flags = {
+      {"--sampler", "sample.sampler", "diffusion sampler"},
+      {"--steps", "sample.steps", "sampler steps (respaced; 0 = the sampler's default)"},
+      {"--eta", "sample.eta", "DDIM eta: 0 deterministic, 1 DDPM-like"},
+      {"--spacing", "sample.spacing", "timestep spacing"},
+      {"--variance", "sample.variance", "DDPM variance"},
+      {"--guidance", "sample.guidance", "classifier-free guidance scale (1 = none)"},
+      {"--temperature", "sample.temperature", "flows: latent temperature (Glow: 0.7)"},
+      {"--precision", "model.precision", "network arithmetic (bf16: CPU autocast, ~1.4x faster)"},
+  };
+  return flags;
 }
 
 namespace {
@@ -230,19 +159,27 @@ struct LoadedRun {
   std::unique_ptr<Model> model;
 };
 
-// A run's model with its (EMA unless `raw`) weights, in eval mode on the CPU.
-LoadedRun load_run(const std::string& run, bool raw, const std::string& precision) {
-  const std::string ckpt = checkpoint_of(run);
-  const Json meta = train::read_checkpoint_meta(ckpt);
+// A run's model with its (EMA unless `raw`) weights, in eval mode on the CPU. `sets` change
+// sample.* keys (and model.precision) of the stored config before the model is built.
+LoadedRun load_run(const std::string& run, bool raw, const std::vector<std::string>& sets) {
+  const train::RunDir dir = train::RunDir::open(run);
+  const Json meta = dir.read_meta();
   LoadedRun r;
   r.entry = &find_model(meta.at("model").get<std::string>());
-  r.config = config_of_run(meta, *r.entry, ckpt);
+  r.config = config_of_run(meta, *r.entry, dir.checkpoint());
   r.config.set("device", "cpu", "sample");
-  if (!precision.empty() && r.config.has("model.precision"))
-    r.config.set("model.precision", precision, "--precision");
+  for (const auto& s : sets) {
+    const std::string key = s.substr(0, s.find('='));
+    if (key.rfind("sample.", 0) != 0 && key != "model.precision")
+      throw Error("--set " + s + ": only sample.* keys and model.precision can change at sample " +
+                  "time; " + key + " is fixed by the trained run");
+    r.config.set_assignment(s);
+  }
   r.info = DataInfo::from_json(meta.at("data"));
   r.model = r.entry->create(r.config, r.info);
-  train::load_checkpoint_weights(ckpt, r.model->module(), !raw);
+  std::vector<train::EmaSpec> emas;
+  if (!raw) emas = r.model->ema_targets();
+  train::load_checkpoint_weights(dir.checkpoint(), r.model->module(), emas);
   r.model->module().eval();
   return r;
 }
@@ -251,13 +188,9 @@ LoadedRun load_run(const std::string& run, bool raw, const std::string& precisio
 
 Json run_likelihood(const LikelihoodArgs& a) {
   set_threads(a.threads);
-  LoadedRun r = load_run(a.run, a.raw_weights, "");
-  data::DataOptions o;
-  o.split = "test";
-  o.image_size = r.config.get_int("data.image_size");
-  o.channels = r.config.get_int("data.channels");
-  o.seed = static_cast<uint64_t>(r.config.get_int("seed"));
-  const data::Dataset test = data::load_dataset(r.config.get_string("data.name"), o);
+  LoadedRun r = load_run(a.run, a.raw_weights, {});
+  const data::Dataset test =
+      data::load_dataset(r.config.get_string("data.name"), data_options(r.config, "test"));
   Json j = r.model->test_likelihood(test, a.n, a.k, a.seed);
   j["model"] = r.entry->name;
   j["data"] = r.info.dataset + " (test split)";
@@ -267,20 +200,10 @@ Json run_likelihood(const LikelihoodArgs& a) {
 SampleResult sample_run(const SampleArgs& a) {
   set_threads(a.threads);
   warn_if_reference_blas();
-  LoadedRun run = load_run(a.run, a.raw_weights, a.precision);
-  const ModelEntry& entry = *run.entry;
-  std::unique_ptr<Model>& model = run.model;
-
+  LoadedRun run = load_run(a.run, a.raw_weights, a.sets);
   SampleRequest req;
   req.n = a.n;
-  req.sampler = a.sampler;
-  req.steps = a.steps;
-  req.eta = a.eta;
-  req.spacing = a.spacing;
-  req.variance = a.variance;
   req.class_label = a.class_label;
-  req.guidance = a.guidance;
-  req.temperature = a.temperature;
   req.seed = a.seed;
   std::unique_ptr<Progress> bar;
   if (!a.quiet) {
@@ -292,28 +215,39 @@ SampleResult sample_run(const SampleArgs& a) {
       bar->update(done, buf);
     };
   }
-  SampleResult res = model->sample(req);
+  SampleResult res = run.model->sample(req);
   if (bar) bar->finish("");
-  res.params["model"] = entry.name;
+  res.params["model"] = run.entry->name;
   res.params["data"] = run.info.dataset;
   res.params["run"] = a.run;
   res.params["ema"] = a.raw_weights ? "false" : "true";
   return res;
 }
 
+void write_sample_image(const std::string& path, const SampleResult& s, int64_t nrow) {
+  if (s.x.dim() != 4) {
+    io::write_png(path, io::scatter_image(s.x), s.params);
+    return;
+  }
+  const int64_t n = s.x.size(0);
+  const bool mixed =
+      s.labels.defined() && s.labels.min().item<int64_t>() != s.labels.max().item<int64_t>();
+  if (nrow <= 0)
+    nrow = mixed ? std::min<int64_t>(s.labels.max().item<int64_t>() + 1, n)
+                 : static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(n))));
+  io::write_png(path, io::make_grid(s.x, nrow), s.params);
+}
+
 std::string run_sample(const SampleArgs& a) {
   const auto t0 = std::chrono::steady_clock::now();
   SampleResult res = sample_run(a);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const std::string out =
-      a.out.empty() ? (fs::is_directory(a.run) ? a.run + "/samples" : "samples") : a.out;
+  const train::RunDir dir = train::RunDir::open(a.run);
+  const std::string out = a.out.empty() ? dir.samples() : a.out;
   make_dirs(out);
   const std::string grid = out + "/grid.png";
+  write_sample_image(grid, res, -1);
   if (res.x.dim() == 4) {
-    int64_t nrow = res.labels.defined() && a.class_label < 0
-                       ? std::min<int64_t>(res.labels.max().item<int64_t>() + 1, a.n)
-                       : static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(a.n))));
-    io::write_png(grid, io::make_grid(res.x, nrow), res.params);
     if (a.singles) {
       torch::Tensor u8 = io::to_uint8(res.x);
       for (int64_t i = 0; i < u8.size(0); ++i) {
@@ -326,9 +260,8 @@ std::string run_sample(const SampleArgs& a) {
       }
     }
     if (!a.npy.empty()) io::write_npy(a.npy, io::to_uint8(res.x).squeeze(-1));
-  } else {
-    io::write_png(grid, scatter_image(res.x), res.params);
-    if (!a.npy.empty()) io::write_npy(a.npy, res.x.to(torch::kFloat32).contiguous());
+  } else if (!a.npy.empty()) {
+    io::write_npy(a.npy, res.x.to(torch::kFloat32).contiguous());
   }
   if (!a.npy.empty() && res.labels.defined()) {
     std::string labels_path = a.npy;
@@ -344,14 +277,103 @@ std::string run_sample(const SampleArgs& a) {
   return grid;
 }
 
+void train_evaluator() {
+  metrics::Evaluator ev = metrics::Evaluator::train({}, true);
+  const std::string dir = metrics::cache_dir();
+  make_dirs(dir);
+  ev.save(dir + "/" + metrics::kEvaluatorFile);
+}
+
+EvalResult run_eval(const EvalArgs& a) {
+  set_threads(a.threads);
+  warn_if_reference_blas();
+  if (a.target.empty()) throw Error("eval: give a RUN directory, FILE.npy or DIR of PNGs");
+  const bool is_run = train::RunDir::is_run(a.target);
+  metrics::EvalOptions eo;
+  eo.metrics = a.metrics;
+  eo.n = a.n;
+  eo.seed = a.seed;
+  eo.cache_dir = metrics::cache_dir();
+  // nll is the model's own test likelihood; the other metrics score samples.
+  const auto nll_it = std::find(eo.metrics.begin(), eo.metrics.end(), "nll");
+  const bool want_nll = nll_it != eo.metrics.end();
+  if (want_nll) eo.metrics.erase(nll_it);
+  EvalResult out;
+  out.json_path = a.json;
+  Json& result = out.result;
+  if (want_nll && !is_run)
+    throw Error("eval: metric nll needs a run directory (samples have no likelihood)");
+  if (is_run && out.json_path.empty()) out.json_path = train::RunDir(a.target).eval_json();
+
+  if (eo.metrics.empty()) {
+    result = {{"metrics", Json::object()}};
+  } else if (is_run) {
+    SampleArgs s;
+    s.run = a.target;
+    s.n = a.n;
+    s.seed = a.seed;
+    s.threads = a.threads;
+    s.sets = a.sets;
+    SampleResult drawn = sample_run(s);
+    if (drawn.x.dim() == 2) {
+      // Vector runs (2-D toys): distances to fresh test draws instead of image metrics.
+      data::DataOptions o;
+      o.split = "test";
+      o.limit = drawn.x.size(0);
+      const torch::Tensor ref = data::load_dataset(drawn.params.at("data"), o).x;
+      result = {{"n", drawn.x.size(0)}};
+      result["metrics"]["swd"] = {{"value", metrics::sliced_wasserstein(drawn.x, ref)}};
+      result["metrics"]["mmd_rbf"] = {{"value", metrics::mmd_rbf(drawn.x, ref)}};
+    } else {
+      result = metrics::evaluate_images(io::to_uint8(drawn.x), drawn.labels, eo);
+    }
+  } else {
+    torch::Tensor images = metrics::load_samples(a.target), labels;
+    if (images.size(0) > a.n) images = images.slice(0, 0, a.n);
+    const bool npy = a.target.size() > 4 && a.target.substr(a.target.size() - 4) == ".npy";
+    const std::string labels_path =
+        npy ? a.target.substr(0, a.target.size() - 4) + ".labels.npy" : "";
+    if (!labels_path.empty() && fs::exists(labels_path))
+      labels = io::read_npy(labels_path).to(torch::kInt64).slice(0, 0, images.size(0));
+    if (out.json_path.empty())
+      out.json_path = (fs::is_directory(a.target) ? a.target + "/eval" : a.target) + ".json";
+    result = metrics::evaluate_images(images, labels, eo);
+  }
+  if (want_nll) {
+    LikelihoodArgs la;
+    la.run = a.target;
+    la.n = a.n;
+    la.k = a.k;
+    la.seed = a.seed;
+    la.threads = a.threads;
+    const Json likelihood = run_likelihood(la);
+    result["likelihood"] = likelihood;
+    for (const auto& [key, v] : likelihood.items())
+      if (v.is_number_float()) result["metrics"][key] = {{"value", v}};
+  }
+  result["target"] = a.target;
+  write_file_atomic(out.json_path, result.dump(2) + "\n");
+  return out;
+}
+
+std::string default_config(const std::string& model) {
+  const ModelEntry& entry = find_model(model);
+  return "# genmodels train " + entry.name + ": " + entry.description +
+         "\n# Every key with its default; edit and pass back with --config FILE.\n\n" +
+         make_config(entry).to_toml_commented();
+}
+
 std::string list_registry() {
   std::ostringstream out;
   out << "models:\n";
   for (const auto& e : model_registry())
     out << "  " << e.name << "  [" << e.family << "]  " << e.description << "\n";
-  out << "samplers:\n";
-  for (const auto& [name, doc] : sampling::sampler_names())
-    out << "  " << name << "  " << doc << "\n";
+  out << "samplers (sample.sampler, `genmodels sample RUN --sampler NAME`):\n";
+  for (const auto& row : sampling::sampler_table()) {
+    out << "  " << row.name << "  " << row.doc << "\n    reads:";
+    for (const auto& k : row.keys) out << " " << k;
+    out << "\n";
+  }
   out << "schedules:\n";
   for (const auto& name : diffusion::schedule_names()) out << "  " << name << "\n";
   out << "datasets:\n";

@@ -1,5 +1,6 @@
 // The commands behind the CLI, as library calls: train a registered model into a run directory,
-// sample from a run, evaluate samples, list what is registered. The CLI only parses arguments.
+// sample from a run, evaluate samples or a run, print a model's default configuration, list what
+// is registered. The CLI only parses arguments into these structs.
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -26,25 +27,28 @@ struct TrainArgs {
   int64_t stop_at = 0;  ///< stop as if interrupted after this step (testing)
 };
 
-/// Trains and returns the run directory.
+/// Trains (or fits) and returns the run directory.
 std::string run_train(const TrainArgs& args);
 
+/// A CLI flag that is another name for a config key (`--steps 25` is `--set sample.steps=25`).
+struct FlagKey {
+  std::string flag;  ///< "--steps"
+  std::string key;   ///< "sample.steps"
+  std::string help;  ///< one line (choices are appended from the key's schema)
+};
+/// The sample-time flags of `sample` and `eval`.
+const std::vector<FlagKey>& sample_flags();
+
 struct SampleArgs {
-  std::string run;      ///< run directory (or a checkpoint file)
-  std::string sampler;  ///< "" = the run's default
-  int64_t steps = 0;
-  double eta = 0;
-  std::string spacing, variance;
+  std::string run;                ///< run directory (or a checkpoint file)
+  std::vector<std::string> sets;  ///< "sample.KEY=V" (and model.precision) overrides
   int64_t n = 64;
   int64_t class_label = -1;
-  double guidance = -1;
-  double temperature = -1;  ///< flows (-1 = the run's sample.temperature)
   uint64_t seed = 0;
   std::string out;           ///< directory for grid.png ("" = RUN/samples)
   std::string npy;           ///< write all samples as uint8 .npy ("" = none)
   bool singles = false;      ///< also one PNG per sample
   bool raw_weights = false;  ///< use the raw weights instead of the EMA weights
-  std::string precision;     ///< "fp32" | "bf16" network arithmetic ("" = the run's)
   int threads = 0;
   bool quiet = false;
 };
@@ -54,6 +58,10 @@ SampleResult sample_run(const SampleArgs& args);
 
 /// Samples from a run; writes the grid (and .npy / single PNGs) and returns the grid's path.
 std::string run_sample(const SampleArgs& args);
+
+/// A sample set as an image: a grid of images (`nrow` per row; <= 0: one column per class when
+/// several classes were drawn, else square) or a density of 2-D points.
+void write_sample_image(const std::string& path, const SampleResult& s, int64_t nrow = -1);
 
 struct LikelihoodArgs {
   std::string run;  ///< run directory (or checkpoint)
@@ -67,6 +75,33 @@ struct LikelihoodArgs {
 /// Test negative log-likelihood of a run's model on its dataset's test split
 /// (Model::test_likelihood plus "model" and "data").
 Json run_likelihood(const LikelihoodArgs& args);
+
+struct EvalArgs {
+  std::string target;  ///< RUN directory, FILE.npy or DIR of PNGs
+  std::vector<std::string> metrics = {"fid", "kid", "pr", "acc", "is"};  ///< and "nll" for runs
+  int64_t n = 10000;  ///< samples drawn from a run / used from a file; test examples for nll
+  int64_t k = 0;      ///< importance samples for nll (0 = the model's default)
+  uint64_t seed = 0;
+  std::string json;               ///< where to write the result ("" = beside the target)
+  std::vector<std::string> sets;  ///< sample-time overrides for a run target
+  int threads = 0;
+};
+
+struct EvalResult {
+  Json result;            ///< {"metrics": {...}, "n", "target", "likelihood"?, ...}
+  std::string json_path;  ///< where it was written
+};
+
+/// Scores a run (samples drawn from it, and/or its likelihood) or a sample file/folder against
+/// the Fashion-MNIST test set (metrics/evaluate.h); 2-D runs get SWD and MMD. Writes the JSON.
+EvalResult run_eval(const EvalArgs& args);
+
+/// (Re)trains the evaluator network into the cache.
+void train_evaluator();
+
+/// The model's full default configuration as TOML, one comment line per key; fed back with
+/// --config it reproduces the defaults.
+std::string default_config(const std::string& model);
 
 /// Human-readable listing of models, samplers, schedules and datasets.
 std::string list_registry();

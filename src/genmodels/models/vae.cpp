@@ -4,38 +4,12 @@
 
 #include "genmodels/core/error.h"
 #include "genmodels/io/image.h"
+#include "genmodels/io/plot.h"
 #include "genmodels/metrics/bits_per_dim.h"
 #include "genmodels/nn/precision.h"
 #include "genmodels/vae/vae.h"
 
 namespace gm {
-
-torch::Tensor scatter_rgb(const torch::Tensor& points, const torch::Tensor& labels, double extent,
-                          int64_t size) {
-  // Tableau-like palette of ten distinguishable colours.
-  static const uint8_t palette[10][3] = {
-      {31, 119, 180}, {255, 127, 14},  {44, 160, 44},   {214, 39, 40},  {148, 103, 189},
-      {140, 86, 75},  {227, 119, 194}, {127, 127, 127}, {188, 189, 34}, {23, 190, 207}};
-  torch::Tensor img = torch::full({size, size, 3}, 255, torch::kUInt8);
-  torch::Tensor p = points.to(torch::kFloat64).contiguous();
-  torch::Tensor l = labels.defined() ? labels.to(torch::kInt64).contiguous()
-                                     : torch::zeros({p.size(0)}, torch::kInt64);
-  auto pa = p.accessor<double, 2>();
-  auto la = l.accessor<int64_t, 1>();
-  auto ia = img.accessor<uint8_t, 3>();
-  for (int64_t i = 0; i < p.size(0); ++i) {
-    const int64_t cx = static_cast<int64_t>((pa[i][0] + extent) / (2 * extent) * size);
-    const int64_t cy = size - 1 - static_cast<int64_t>((pa[i][1] + extent) / (2 * extent) * size);
-    const uint8_t* col = palette[((la[i] % 10) + 10) % 10];
-    for (int64_t dy = -1; dy <= 1; ++dy)
-      for (int64_t dx = -1; dx <= 1; ++dx) {
-        const int64_t x = cx + dx, y = cy + dy;
-        if (x < 0 || y < 0 || x >= size || y >= size) continue;
-        for (int c = 0; c < 3; ++c) ia[y][x][c] = col[c];
-      }
-  }
-  return img;
-}
 
 namespace {
 
@@ -49,24 +23,61 @@ struct VaeNetImpl : torch::nn::Module {
 };
 TORCH_MODULE(VaeNet);
 
+// The model.* settings of `vae`, bound to their keys by vae_keys().
+struct VaeSettings {
+  std::string arch = "auto";        ///< model.arch
+  int64_t latent = 0;               ///< model.latent
+  int64_t hidden = 512;             ///< model.hidden
+  int64_t channels = 32;            ///< model.channels
+  std::string likelihood = "auto";  ///< model.likelihood
+  double beta = 1.0;                ///< model.beta
+  int64_t kl_warmup = 0;            ///< model.kl_warmup
+  int64_t iwae_k = 1000;            ///< model.iwae_k
+  std::string precision = "fp32";   ///< model.precision
+};
+
+const KeyTable<VaeSettings>& vae_keys() {
+  using O = VaeSettings;
+  static const KeyTable<O> table = [] {
+    KeyTable<O> t;
+    t.add("model.arch", &O::arch, "encoder/decoder: auto (conv for images), mlp, conv",
+          {"auto", "mlp", "conv"});
+    t.add("model.latent", &O::latent, "latent dimensions (0 = 32 for images, 2 for vectors)");
+    t.add("model.hidden", &O::hidden, "MLP width / conv fully connected width");
+    t.add("model.channels", &O::channels, "conv channels of the first level (second: 2x)");
+    t.add("model.likelihood", &O::likelihood,
+          "decoder: auto (logistic for images, gaussian for vectors), logistic (8-bit "
+          "discretised), bernoulli (dynamically binarised), gaussian",
+          {"auto", "logistic", "bernoulli", "gaussian"});
+    t.add("model.beta", &O::beta, "KL weight (beta-VAE; 1 = the ELBO)");
+    t.add("model.kl_warmup", &O::kl_warmup, "steps over which the KL weight ramps from 0 to beta");
+    t.add("model.iwae_k", &O::iwae_k, "importance samples for the test likelihood (eval nll)");
+    t.add("model.precision", &O::precision,
+          "network arithmetic: fp32, or bf16 autocast for the encoder and decoder body (output "
+          "layer, likelihood and KL stay fp32)",
+          {"fp32", "bf16"});
+    return t;
+  }();
+  return table;
+}
+
 class VaeModel : public Model {
  public:
   VaeModel(const Config& c, const DataInfo& info) : info_(info), net_(nullptr) {
+    const VaeSettings s = vae_keys().read(c);
     vae::VaeOptions o;
     o.shape = info.shape;
     const bool image = info.is_image();
-    o.latent = c.get_int("model.latent") > 0 ? c.get_int("model.latent") : (image ? 32 : 2);
-    const std::string arch = c.get_string("model.arch");
-    o.arch = arch == "auto" ? (image ? "conv" : "mlp") : arch;
-    o.hidden = c.get_int("model.hidden");
-    o.channels = c.get_int("model.channels");
-    const std::string lik = c.get_string("model.likelihood");
-    o.likelihood = vae::parse_likelihood(lik == "auto" ? (image ? "logistic" : "gaussian") : lik);
-    o.bf16 = nn::parse_precision(c.get_string("model.precision"), "model.precision") ==
-             nn::Precision::Bf16;
-    beta_ = c.get_float("model.beta");
-    warmup_ = c.get_int("model.kl_warmup");
-    default_k_ = c.get_int("model.iwae_k");
+    o.latent = s.latent > 0 ? s.latent : (image ? 32 : 2);
+    o.arch = s.arch == "auto" ? (image ? "conv" : "mlp") : s.arch;
+    o.hidden = s.hidden;
+    o.channels = s.channels;
+    o.likelihood = vae::parse_likelihood(s.likelihood == "auto" ? (image ? "logistic" : "gaussian")
+                                                                : s.likelihood);
+    o.bf16 = nn::parse_precision(s.precision, "model.precision") == nn::Precision::Bf16;
+    beta_ = s.beta;
+    warmup_ = s.kl_warmup;
+    default_k_ = s.iwae_k;
     if (beta_ < 0) throw Error("model.beta must be >= 0, got " + std::to_string(beta_));
     net_ = VaeNet(o);
   }
@@ -80,6 +91,8 @@ class VaeModel : public Model {
     return gen ? at::bernoulli(p, *gen) : torch::bernoulli(p);
   }
 
+  // Negative ELBO (Kingma & Welling 2014, eq. 3) with the KL weighted by beta (Higgins et al.
+  // 2017), minimised by the default train step.
   torch::Tensor loss(const torch::Tensor& x, const torch::Tensor&) override {
     double beta = beta_;
     if (warmup_ > 0) beta *= std::min(1.0, (net_->kl_step.item<double>() + 1.0) / warmup_);
@@ -146,7 +159,7 @@ class VaeModel : public Model {
     return r;
   }
 
-  std::vector<std::string> write_figures(const std::string& dir, const data::Dataset& test,
+  std::vector<std::string> write_figures(const train::RunDir& run, const data::Dataset& test,
                                          uint64_t seed) override {
     torch::NoGradGuard no_grad;
     net_->eval();
@@ -165,7 +178,7 @@ class VaeModel : public Model {
         rows.push_back(shown.narrow(0, 8 * r, 8));
         rows.push_back(rec.narrow(0, 8 * r, 8));
       }
-      files.push_back(dir + "/reconstructions.png");
+      files.push_back(run.figure("reconstructions.png"));
       text["figure"] = "reconstructions: input rows followed by their reconstruction rows";
       io::write_png(files.back(), io::make_grid(torch::cat(rows), 8), text);
       // Interpolations between the posterior means of 8 pairs of test images, 10 steps each.
@@ -173,7 +186,7 @@ class VaeModel : public Model {
       torch::Tensor b = v->encode(target(test.x.narrow(0, 8, 8), &bin)).first;
       torch::Tensor w = torch::linspace(0, 1, 10).view({1, 10, 1});
       torch::Tensor z = (a.unsqueeze(1) * (1 - w) + b.unsqueeze(1) * w).reshape({80, -1});
-      files.push_back(dir + "/interpolations.png");
+      files.push_back(run.figure("interpolations.png"));
       text["figure"] = "latent interpolations between test images (rows), 10 steps";
       io::write_png(files.back(), io::make_grid(v->mean(v->decode(z)), 10), text);
     }
@@ -183,9 +196,9 @@ class VaeModel : public Model {
       for (int64_t i = 0; i < n; i += 1000)
         mus.push_back(
             v->encode(target(test.x.narrow(0, i, std::min<int64_t>(1000, n - i)), &bin)).first);
-      files.push_back(dir + "/latent.png");
+      files.push_back(run.figure("latent.png"));
       text["figure"] = "posterior means of test examples coloured by class, [-3.5, 3.5]^2";
-      io::write_png(files.back(), scatter_rgb(torch::cat(mus), test.y.narrow(0, 0, n)), text);
+      io::write_png(files.back(), io::scatter_rgb(torch::cat(mus), test.y.narrow(0, 0, n)), text);
     }
     return files;
   }
@@ -213,41 +226,16 @@ class VaeModel : public Model {
 }  // namespace
 
 ModelEntry vae_entry() {
-  using T = ValueType;
   ModelEntry e;
   e.name = "vae";
   e.family = "likelihood";
   e.description = "variational autoencoder / beta-VAE (Kingma & Welling 2014), IWAE likelihood";
-  e.config_keys = {
-      {"train.batch_size", T::Int, "128", "examples per step"},
-      {"train.lr", T::Float, "1e-3", "peak learning rate"},
-      {"train.lr_schedule", T::String, "cosine", "LR after warm-up", {"constant", "cosine"}},
-      {"train.lr_min_ratio", T::Float, "0.05", "cosine floor as a fraction of train.lr"},
-      {"train.ema_decay", T::Float, "0.999", "EMA decay of the weights"},
-      {"model.arch",
-       T::String,
-       "auto",
-       "encoder/decoder: auto (conv for images), mlp, conv",
-       {"auto", "mlp", "conv"}},
-      {"model.latent", T::Int, "0", "latent dimensions (0 = 32 for images, 2 for vectors)"},
-      {"model.hidden", T::Int, "512", "MLP width / conv fully connected width"},
-      {"model.channels", T::Int, "32", "conv channels of the first level (second: 2x)"},
-      {"model.likelihood",
-       T::String,
-       "auto",
-       "decoder: auto (logistic for images, gaussian for vectors), logistic (8-bit "
-       "discretised), bernoulli (dynamically binarised), gaussian",
-       {"auto", "logistic", "bernoulli", "gaussian"}},
-      {"model.beta", T::Float, "1.0", "KL weight (beta-VAE; 1 = the ELBO)"},
-      {"model.kl_warmup", T::Int, "0", "steps over which the KL weight ramps from 0 to beta"},
-      {"model.iwae_k", T::Int, "1000", "importance samples for the test likelihood (eval nll)"},
-      {"model.precision",
-       T::String,
-       "fp32",
-       "network arithmetic: fp32, or bf16 autocast for the encoder and decoder body (output "
-       "layer, likelihood and KL stay fp32)",
-       {"fp32", "bf16"}},
-  };
+  e.config_keys = vae_keys().keys();
+  e.defaults = {{"train.batch_size", "128"},
+                {"train.lr", "1e-3"},
+                {"train.lr_schedule", "cosine"},
+                {"train.lr_min_ratio", "0.05"},
+                {"train.ema_decay", "0.999"}};
   e.create = [](const Config& c, const DataInfo& info) {
     return std::make_unique<VaeModel>(c, info);
   };

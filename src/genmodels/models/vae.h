@@ -8,9 +8,4 @@ namespace gm {
 
 ModelEntry vae_entry();
 
-/// Renders N x 2 points coloured by integer label (0..9 palette) as an RGB uint8 size x size x 3
-/// image over [-extent, extent]^2, y up, on white.
-torch::Tensor scatter_rgb(const torch::Tensor& points, const torch::Tensor& labels,
-                          double extent = 3.5, int64_t size = 512);
-
 }  // namespace gm

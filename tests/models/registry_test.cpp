@@ -1,0 +1,34 @@
+// The registry's configuration contract: every model's keys come from bound options structs,
+// shared keys take the model's own defaults, and `genmodels config MODEL` reproduces them.
+#include <gtest/gtest.h>
+
+#include "genmodels/models/model.h"
+#include "genmodels/models/run.h"
+
+TEST(Registry, DefaultConfigRoundTripsForEveryModel) {
+  for (const auto& entry : gm::model_registry()) {
+    const gm::Config defaults = gm::make_config(entry);
+    const std::string text = gm::default_config(entry.name);
+    gm::Config back = gm::make_config(entry);
+    back.set("train.steps", "7");  // anything the file must put back
+    back.load_toml_string(text, entry.name);
+    EXPECT_EQ(back.to_toml(), defaults.to_toml()) << entry.name;
+    // One comment line above each key.
+    for (const auto& key : defaults.schema()) {
+      const std::string leaf = key.name.substr(key.name.rfind('.') + 1);
+      EXPECT_NE(text.find("# " + key.doc.substr(0, 20)), std::string::npos)
+          << entry.name << " " << key.name;
+      EXPECT_NE(text.find("\n" + leaf + " = "), std::string::npos) << entry.name << " " << leaf;
+    }
+    for (const auto& [key, value] : entry.defaults) {
+      gm::Config c(defaults.schema());
+      c.set(key, value);
+      EXPECT_EQ(defaults.get_string(key), c.get_string(key)) << entry.name << " " << key;
+    }
+  }
+  // Shared keys carry the model's defaults (ddpm trains at lr 1e-3, the trainer's default is 2e-4).
+  EXPECT_EQ(gm::make_config(gm::find_model("ddpm")).get_float("train.lr"), 1e-3);
+  EXPECT_EQ(gm::make_config(gm::find_model("lda")).get_float("train.lr"), 2e-4);
+  EXPECT_EQ(gm::make_config(gm::find_model("glow")).get_string("model.coupling_scale"), "sigmoid");
+  EXPECT_EQ(gm::make_config(gm::find_model("realnvp")).get_string("model.coupling_scale"), "tanh");
+}
