@@ -22,7 +22,7 @@
 
 #include "genmodels/core/json.h"
 #include "genmodels/io/npy.h"
-#include "genmodels/models/model.h"
+#include "genmodels/models/registry.h"
 #include "genmodels/train/ema.h"
 
 namespace gm::bench {

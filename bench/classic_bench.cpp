@@ -18,8 +18,8 @@
 #include "genmodels/core/runtime.h"
 #include "genmodels/data/dataset.h"
 #include "genmodels/io/npy.h"
-#include "genmodels/models/classic.h"
-#include "genmodels/models/model.h"
+#include "genmodels/classic/classic_model.h"
+#include "genmodels/models/registry.h"
 
 namespace fs = std::filesystem;
 using gm::Json;

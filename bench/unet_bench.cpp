@@ -43,7 +43,7 @@
 #include "genmodels/core/json.h"
 #include "genmodels/diffusion/schedule.h"
 #include "genmodels/io/npy.h"
-#include "genmodels/models/model.h"
+#include "genmodels/models/registry.h"
 #include "genmodels/nn/unet.h"
 #include "genmodels/sampling/samplers.h"
 #include "genmodels/sampling/timesteps.h"

@@ -2,7 +2,7 @@
 // shared keys take the model's own defaults, and `genmodels config MODEL` reproduces them.
 #include <gtest/gtest.h>
 
-#include "genmodels/models/model.h"
+#include "genmodels/models/registry.h"
 #include "genmodels/models/run.h"
 
 TEST(Registry, DefaultConfigRoundTripsForEveryModel) {

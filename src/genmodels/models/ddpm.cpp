@@ -192,7 +192,7 @@ class Ddpm : public Model {
 
 }  // namespace
 
-ModelEntry ddpm_entry() {
+std::vector<ModelEntry> ddpm_entries() {
   ModelEntry e;
   e.name = "ddpm";
   e.family = "diffusion";
@@ -209,7 +209,7 @@ ModelEntry ddpm_entry() {
   e.create = [](const Config& c, const DataInfo& info) -> std::unique_ptr<Model> {
     return std::make_unique<Ddpm>(c, info);
   };
-  return e;
+  return {e};
 }
 
 }  // namespace gm

@@ -2,11 +2,11 @@
 // classifier-free guidance (Ho & Salimans 2022), a U-Net for images and a time MLP for 2-D toys,
 // sampled by any sampler in sampling/ (DDPM ancestral, DDIM).
 #pragma once
-#include "genmodels/models/model.h"
+#include "genmodels/family/model.h"
 
 namespace gm {
 
-ModelEntry ddpm_entry();
+std::vector<ModelEntry> ddpm_entries();
 
 /// Parses "1,2,2" into {1, 2, 2}; `key` names the setting in the error.
 std::vector<int64_t> parse_int_list(const std::string& text, const std::string& key);

@@ -224,20 +224,6 @@ SampleResult sample_run(const SampleArgs& a) {
   return res;
 }
 
-void write_sample_image(const std::string& path, const SampleResult& s, int64_t nrow) {
-  if (s.x.dim() != 4) {
-    io::write_png(path, io::scatter_image(s.x), s.params);
-    return;
-  }
-  const int64_t n = s.x.size(0);
-  const bool mixed =
-      s.labels.defined() && s.labels.min().item<int64_t>() != s.labels.max().item<int64_t>();
-  if (nrow <= 0)
-    nrow = mixed ? std::min<int64_t>(s.labels.max().item<int64_t>() + 1, n)
-                 : static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(n))));
-  io::write_png(path, io::make_grid(s.x, nrow), s.params);
-}
-
 std::string run_sample(const SampleArgs& a) {
   const auto t0 = std::chrono::steady_clock::now();
   SampleResult res = sample_run(a);

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "genmodels/core/json.h"
-#include "genmodels/models/model.h"
+#include "genmodels/models/registry.h"
 
 namespace gm {
 
@@ -58,10 +58,6 @@ SampleResult sample_run(const SampleArgs& args);
 
 /// Samples from a run; writes the grid (and .npy / single PNGs) and returns the grid's path.
 std::string run_sample(const SampleArgs& args);
-
-/// A sample set as an image: a grid of images (`nrow` per row; <= 0: one column per class when
-/// several classes were drawn, else square) or a density of 2-D points.
-void write_sample_image(const std::string& path, const SampleResult& s, int64_t nrow = -1);
 
 struct LikelihoodArgs {
   std::string run;  ///< run directory (or checkpoint)

@@ -1,4 +1,4 @@
-#include "genmodels/models/vae.h"
+#include "genmodels/vae/vae_model.h"
 
 #include <cmath>
 
@@ -225,7 +225,7 @@ class VaeModel : public Model {
 
 }  // namespace
 
-ModelEntry vae_entry() {
+std::vector<ModelEntry> vae_entries() {
   ModelEntry e;
   e.name = "vae";
   e.family = "likelihood";
@@ -239,7 +239,7 @@ ModelEntry vae_entry() {
   e.create = [](const Config& c, const DataInfo& info) {
     return std::make_unique<VaeModel>(c, info);
   };
-  return e;
+  return {e};
 }
 
 }  // namespace gm

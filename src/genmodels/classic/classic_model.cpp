@@ -1,4 +1,4 @@
-#include "genmodels/models/classic.h"
+#include "genmodels/classic/classic_model.h"
 
 #include <chrono>
 #include <cmath>
@@ -8,7 +8,6 @@
 #include "genmodels/classic/naive_bayes.h"
 #include "genmodels/core/error.h"
 #include "genmodels/metrics/bits_per_dim.h"
-#include "genmodels/models/run.h"
 #include "genmodels/train/checkpoint.h"
 
 namespace gm {

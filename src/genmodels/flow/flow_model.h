@@ -4,7 +4,7 @@
 // NLL, metrics/bits_per_dim.h). Sampling takes a temperature; after training a temperature grid
 // (images) or a density heat-map (2-D toys) is written. `genmodels eval RUN --metrics nll`.
 #pragma once
-#include "genmodels/models/model.h"
+#include "genmodels/family/model.h"
 
 namespace gm {
 

@@ -1,7 +1,8 @@
-// The model interface every family implements and the registry the CLI is built from.
-// A family plugs in as one folder plus one registry row (ModelEntry): build from a config, a train
-// step over named optimizers (train/step.h), the EMA targets, sampling, a likelihood if it has
-// one, figures. The trainer, checkpoints, EMA, logging and evaluation are shared.
+// The contract every family implements. A family is one folder (its algorithms plus a
+// <family>_model.cpp that implements Model and returns its ModelEntry) and one row in
+// models/registry.cpp: build from a config, a train step over named optimizers (train/step.h),
+// the EMA targets, sampling, a likelihood if it has one, figures. The trainer, checkpoints, EMA,
+// logging and evaluation are shared.
 #pragma once
 #include <torch/torch.h>
 
@@ -95,11 +96,6 @@ struct ModelEntry {
   std::function<std::unique_ptr<Model>(const Config&, const DataInfo&)> create;
 };
 
-/// Every registered model.
-const std::vector<ModelEntry>& model_registry();
-/// The entry named `name`; the error lists the valid names.
-const ModelEntry& find_model(const std::string& name);
-
 /// Settings every run has (seed, device, data.*), bound to their keys by run_keys().
 struct RunOptions {
   int64_t seed = 0;                    ///< seed: of every random generator
@@ -118,5 +114,9 @@ Config make_config(const ModelEntry& entry);
 /// Class labels for a request: `class_label` for all, or every class in turn; errors name the
 /// flag when the model is unconditional or the class is out of range.
 torch::Tensor request_labels(const SampleRequest& r, int64_t num_classes, bool conditional);
+
+/// A sample set as an image: a grid of images (`nrow` per row; <= 0: one column per class when
+/// several classes were drawn, else square) or a density of 2-D points; params as PNG text.
+void write_sample_image(const std::string& path, const SampleResult& s, int64_t nrow = -1);
 
 }  // namespace gm

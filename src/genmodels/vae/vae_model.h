@@ -2,10 +2,10 @@
 // test ELBO and IWAE-k likelihood (`genmodels eval RUN --metrics nll`), prior samples, and after
 // training a reconstructions grid, latent interpolations and (2-D latent) a latent scatter plot.
 #pragma once
-#include "genmodels/models/model.h"
+#include "genmodels/family/model.h"
 
 namespace gm {
 
-ModelEntry vae_entry();
+std::vector<ModelEntry> vae_entries();
 
 }  // namespace gm

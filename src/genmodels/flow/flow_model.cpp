@@ -1,4 +1,4 @@
-#include "genmodels/models/flow.h"
+#include "genmodels/flow/flow_model.h"
 
 #include <cmath>
 

@@ -2,7 +2,7 @@
 // models. They are fitted in closed form (`genmodels train` reports test accuracy, bits/dim, fit
 // and predict time), saved as runs, sampled per class and evaluated like every other family.
 #pragma once
-#include "genmodels/models/model.h"
+#include "genmodels/family/model.h"
 
 namespace gm {
 

@@ -1,0 +1,135 @@
+// The parts of the family contract that are code: data descriptions, the settings every run
+// shares, request labels, sample images, and the default (gradient) training of a model on the
+// shared Trainer.
+#include "genmodels/family/model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <iostream>
+
+#include "genmodels/core/atomic_file.h"
+#include "genmodels/core/error.h"
+#include "genmodels/core/runtime.h"
+#include "genmodels/io/image.h"
+#include "genmodels/io/plot.h"
+#include "genmodels/train/trainer.h"
+
+namespace gm {
+
+Json DataInfo::to_json() const {
+  return {{"dataset", dataset}, {"shape", shape}, {"class_names", class_names}};
+}
+
+DataInfo DataInfo::from_json(const Json& j) {
+  DataInfo d;
+  d.dataset = j.at("dataset").get<std::string>();
+  d.shape = j.at("shape").get<std::vector<int64_t>>();
+  d.class_names = j.at("class_names").get<std::vector<std::string>>();
+  return d;
+}
+
+const KeyTable<RunOptions>& run_keys() {
+  using O = RunOptions;
+  static const KeyTable<O> table = [] {
+    KeyTable<O> t;
+    t.add("seed", &O::seed, "seed of every random generator");
+    t.add("device", &O::device, "cpu, cuda or cuda:N");
+    t.add("data.name", &O::data, "dataset (see `genmodels list`)");
+    t.add("data.hflip", &O::hflip, "random horizontal flips");
+    t.add("data.limit", &O::limit, "use only the first N training examples (0 = all)");
+    t.add("data.image_size", &O::image_size, "resize images to this size (0 = native)");
+    t.add("data.channels", &O::channels, "1 or 3 to convert images (0 = native)");
+    return t;
+  }();
+  return table;
+}
+
+Config make_config(const ModelEntry& entry) {
+  Config c(run_keys().keys());
+  c.add_keys(train::trainer_keys().keys());
+  c.add_keys(entry.config_keys);
+  for (const auto& [key, value] : entry.defaults) c.set_default(key, value);
+  return c;
+}
+
+torch::Tensor request_labels(const SampleRequest& r, int64_t num_classes, bool conditional) {
+  if (!conditional) {
+    if (r.class_label >= 0)
+      throw Error(
+          "--class " + std::to_string(r.class_label) +
+          ": this model is unconditional (train with model.conditional=true on labelled data)");
+    return {};
+  }
+  if (r.class_label >= num_classes)
+    throw Error("--class " + std::to_string(r.class_label) + " is out of range: classes are 0.." +
+                std::to_string(num_classes - 1));
+  return r.class_label >= 0 ? torch::full({r.n}, r.class_label, torch::kInt64)
+                            : torch::arange(r.n, torch::kInt64).remainder(num_classes);
+}
+
+Json Model::test_likelihood(const data::Dataset&, int64_t, int64_t, uint64_t) {
+  throw Error(
+      "this model has no tractable likelihood (metric nll is for VAEs, flows and the "
+      "generative classifiers)");
+}
+
+void TrainSession::save_config() const {
+  run.create();
+  write_file_atomic(run.config(), meta.at("config_toml").get<std::string>());
+}
+
+// Gradient training: the shared Trainer over train_step(), previews and figures from the EMAs.
+Json Model::train(TrainSession& s) {
+  train::TrainerOptions topts = train::trainer_keys().read(s.config);
+  topts.device = s.config.get_string("device");
+  topts.stop_at = s.stop_at;
+  topts.validate();
+  if (s.train.size() < topts.batch_size)
+    throw Error("data " + s.info.dataset + " has " + std::to_string(s.train.size()) +
+                " examples, fewer than train.batch_size = " + std::to_string(topts.batch_size));
+  data::Batcher batcher(s.train, topts.batch_size, s.seed, s.config.get_bool("data.hflip"));
+  train::Trainer trainer(*this, topts, batcher, s.run, s.meta);
+  if (s.resume) trainer.resume();
+  s.save_config();
+  int64_t n_params = 0;
+  for (const auto& p : module().parameters()) n_params += p.numel();
+  std::cerr << "genmodels: " << s.meta.at("model").get<std::string>() << " on " << s.info.dataset
+            << " (" << s.train.size() << " examples), " << n_params << " parameters, " << s.threads
+            << " threads, " << blas_name().substr(0, 40) << "; run " << s.run.path()
+            << (s.resume ? " (resumed at step " + std::to_string(trainer.step()) + ")" : "")
+            << "\n";
+  const train::TrainResult result = trainer.run([&](int64_t step, const std::string& path) {
+    SampleRequest req;
+    req.n = s.info.num_classes() > 0 ? 6 * s.info.num_classes() : 64;
+    req.seed = s.seed;
+    SampleResult r = sample(req);
+    r.params["model"] = s.meta.at("model").get<std::string>();
+    r.params["step"] = std::to_string(step);
+    write_sample_image(path, r);
+  });
+  if (!result.interrupted) {
+    // Model-specific figures (VAE reconstructions, interpolations, ...) from the EMA weights.
+    const data::Dataset test = s.load_test();
+    auto scope = trainer.ema_scope();
+    module().eval();
+    for (const auto& f : write_figures(s.run, test, s.seed))
+      std::cerr << "genmodels: wrote " << f << "\n";
+  }
+  return Json::object();
+}
+
+void write_sample_image(const std::string& path, const SampleResult& s, int64_t nrow) {
+  if (s.x.dim() != 4) {
+    io::write_png(path, io::scatter_image(s.x), s.params);
+    return;
+  }
+  const int64_t n = s.x.size(0);
+  const bool mixed =
+      s.labels.defined() && s.labels.min().item<int64_t>() != s.labels.max().item<int64_t>();
+  if (nrow <= 0)
+    nrow = mixed ? std::min<int64_t>(s.labels.max().item<int64_t>() + 1, n)
+                 : static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(n))));
+  io::write_png(path, io::make_grid(s.x, nrow), s.params);
+}
+
+}  // namespace gm
