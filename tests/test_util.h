@@ -1,9 +1,11 @@
 // Helpers shared by the test programs.
 #pragma once
 #include <gtest/gtest.h>
+#include <torch/torch.h>
 #include <unistd.h>
 
 #include <filesystem>
+#include <map>
 #include <string>
 
 #include "genmodels/core/error.h"
@@ -36,6 +38,34 @@ std::string error_of(F&& f) {
     return e.what();
   }
   return "<no gm::Error>";
+}
+
+/// Every tensor below `archive`, by path ("section/sub/name"; nested modules are nested archives).
+inline void collect_tensors(torch::serialize::InputArchive& archive, const std::string& prefix,
+                            std::map<std::string, torch::Tensor>& out) {
+  for (const auto& key : archive.keys()) {
+    torch::Tensor t;
+    torch::serialize::InputArchive sub;
+    if (archive.try_read(key, t))
+      out[prefix + key] = t;
+    else if (archive.try_read(key, sub))
+      collect_tensors(sub, prefix + key + "/", out);
+  }
+}
+
+/// Every tensor of a checkpoint file, or of one of its sections ("model", "ema", ...).
+inline std::map<std::string, torch::Tensor> checkpoint_tensors(const std::string& path,
+                                                               const std::string& section = "") {
+  torch::serialize::InputArchive archive, sub;
+  archive.load_from(path);
+  std::map<std::string, torch::Tensor> out;
+  if (section.empty()) {
+    collect_tensors(archive, "", out);
+  } else {
+    archive.read(section, sub);
+    collect_tensors(sub, "", out);
+  }
+  return out;
 }
 
 }  // namespace gm::test

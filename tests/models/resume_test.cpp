@@ -12,6 +12,7 @@
 #include "genmodels/models/run.h"
 #include "genmodels/train/checkpoint.h"
 #include "genmodels/train/trainer.h"
+#include "test_util.h"
 
 namespace fs = std::filesystem;
 
@@ -37,27 +38,9 @@ gm::TrainArgs toy_args(const std::string& out, int64_t steps) {
   return a;
 }
 
-// Every tensor below `archive`, by path (nested modules are nested archives).
-void collect(torch::serialize::InputArchive& archive, const std::string& prefix,
-             std::map<std::string, torch::Tensor>& out) {
-  for (const auto& key : archive.keys()) {
-    torch::Tensor t;
-    torch::serialize::InputArchive sub;
-    if (archive.try_read(key, t))
-      out[prefix + key] = t;
-    else if (archive.try_read(key, sub))
-      collect(sub, prefix + key + ".", out);
-  }
-}
-
 std::map<std::string, torch::Tensor> tensors_of(const std::string& ckpt,
                                                 const std::string& section) {
-  torch::serialize::InputArchive archive, sub;
-  archive.load_from(ckpt);
-  archive.read(section, sub);
-  std::map<std::string, torch::Tensor> out;
-  collect(sub, "", out);
-  return out;
+  return gm::test::checkpoint_tensors(ckpt, section);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "gaussian_oracle.h"
 #include "genmodels/diffusion/denoiser.h"
 #include "genmodels/sampling/ddim.h"
 #include "genmodels/sampling/timesteps.h"
@@ -16,21 +17,8 @@ using namespace gm::sampling;
 
 constexpr double kS = 0.3;
 
-// Optimal eps of x0 ~ N(mu, kS^2 I) (Ho et al. 2020 eq. 4), exposed in parameterisation p.
 NetFn gaussian_net(const NoiseSchedule& sched, torch::Tensor mu, Prediction p) {
-  return [sched, mu, p](const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor&) {
-    auto abar = alpha_bar_at(sched, t).to(torch::kFloat).view({-1, 1});
-    auto eps = torch::sqrt(1 - abar) * (x - torch::sqrt(abar) * mu) / (abar * kS * kS + 1 - abar);
-    switch (p) {
-      case Prediction::Eps:
-        return eps;
-      case Prediction::X0:
-        return eps_to_x0(x, eps, abar);
-      case Prediction::V:
-        return eps_to_v(x, eps, abar);
-    }
-    return eps;
-  };
+  return gm::test::gaussian_net(sched, std::move(mu), kS, p);
 }
 
 // Karras et al. 2022, Alg. 1 without the Heun correction: Euler steps in sigma, last to 0.

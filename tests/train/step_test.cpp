@@ -86,26 +86,6 @@ void train(const std::string& dir, int64_t steps, int64_t stop_at, bool resume) 
   t.run();
 }
 
-void collect(torch::serialize::InputArchive& archive, const std::string& prefix,
-             std::map<std::string, torch::Tensor>& out) {
-  for (const auto& key : archive.keys()) {
-    torch::Tensor t;
-    torch::serialize::InputArchive sub;
-    if (archive.try_read(key, t))
-      out[prefix + key] = t;
-    else if (archive.try_read(key, sub))
-      collect(sub, prefix + key + "/", out);
-  }
-}
-
-std::map<std::string, torch::Tensor> all_tensors(const std::string& ckpt) {
-  torch::serialize::InputArchive archive;
-  archive.load_from(ckpt);
-  std::map<std::string, torch::Tensor> out;
-  collect(archive, "", out);
-  return out;
-}
-
 }  // namespace
 
 TEST(TrainStep, TwoOptimizerResumeIsBitIdentical) {
@@ -115,8 +95,8 @@ TEST(TrainStep, TwoOptimizerResumeIsBitIdentical) {
   train(split, 30, 13, false);  // behaves like SIGINT after step 13
   train(split, 30, 0, true);
 
-  const auto a = all_tensors(straight + "/checkpoint.pt");
-  const auto b = all_tensors(split + "/checkpoint.pt");
+  const auto a = gm::test::checkpoint_tensors(straight + "/checkpoint.pt");
+  const auto b = gm::test::checkpoint_tensors(split + "/checkpoint.pt");
   ASSERT_EQ(a.size(), b.size());
   int optimizer_g = 0, optimizer_d = 0, ema_g = 0;
   for (const auto& [name, t] : a) {
@@ -190,4 +170,40 @@ TEST(TrainStep, UnknownOptimizerAndBadLossAreClearErrors) {
   const std::string nan_msg = gm::test::error_of([&] { t2.run(); });
   EXPECT_NE(nan_msg.find("optimizer 'd' is nan at step 1"), std::string::npos) << nan_msg;
   EXPECT_NE(nan_msg.find("untouched"), std::string::npos) << nan_msg;
+}
+
+TEST(TrainStep, PerOptimizerBf16Autocast) {
+  // The critic's optimizer asks for bf16: its forward passes run under autocast, the
+  // generator's do not; the losses stay fp32 scalars.
+  struct Mixed : TinyGan {
+    std::vector<gm::train::OptimizerSpec> optimizers(
+        const gm::train::OptimizerOptions& main) override {
+      auto specs = TinyGan::optimizers(main);
+      specs[1].options.bf16 = true;
+      return specs;
+    }
+    void train_step(const gm::data::Batcher::Batch& b, StepContext& ctx) override {
+      torch::Tensor loss_d;
+      {
+        auto scope = ctx.autocast("d");
+        torch::Tensor out = net->d->forward(b.x);
+        d_dtype = out.scalar_type();
+        loss_d = torch::softplus(-out.to(torch::kFloat)).mean();
+      }
+      ctx.minimize("d", loss_d);
+      auto scope = ctx.autocast("g");
+      torch::Tensor fake = net->g->forward(torch::randn({b.x.size(0), 4}));
+      g_dtype = fake.scalar_type();
+      ctx.minimize("g", torch::softplus(-net->d->forward(fake)).mean());
+    }
+    c10::ScalarType d_dtype = c10::ScalarType::Undefined, g_dtype = c10::ScalarType::Undefined;
+  };
+  gm::test::TempDir tmp;
+  Mixed model;
+  gm::train::Trainer t(model, options(3), gm::data::Batcher(toy_data(), 32, 5),
+                       gm::train::RunDir(tmp.file("m")), {{"model", "mixed"}});
+  t.run();
+  EXPECT_EQ(model.d_dtype, torch::kBFloat16);
+  EXPECT_EQ(model.g_dtype, torch::kFloat);
+  for (const auto& p : model.net->parameters()) EXPECT_EQ(p.scalar_type(), torch::kFloat);
 }

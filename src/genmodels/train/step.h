@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "genmodels/data/dataset.h"
+#include "genmodels/nn/precision.h"
 #include "genmodels/train/lr_schedule.h"
 
 namespace gm::train {
@@ -61,8 +62,13 @@ class StepContext {
   /// 0-based index of the step being taken.
   virtual int64_t step() const = 0;
   virtual torch::Device device() const = 0;
-  /// True when optimizer `name` asked for bf16 autocast (models wrap their forward passes).
+  /// True when optimizer `name` asked for bf16 autocast.
   virtual bool bf16(const std::string& name) const = 0;
+  /// CPU bf16 autocast for the forward passes of optimizer `name`'s loss when its options ask for
+  /// it (a no-op otherwise): `auto scope = ctx.autocast("d");`.
+  nn::AutocastScope autocast(const std::string& name) const {
+    return nn::AutocastScope(bf16(name) ? nn::Precision::Bf16 : nn::Precision::Fp32);
+  }
 };
 
 /// Anything the Trainer can train.
