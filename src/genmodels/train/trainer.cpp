@@ -157,7 +157,7 @@ class Trainer::Context : public StepContext {
   Context(Trainer& t, Averages& avg, std::map<std::string, double>& last)
       : t_(t), avg_(avg), last_(last) {}
 
-  Slot& slot(const std::string& name) {
+  Slot& slot(const std::string& name) const {
     for (auto& s : t_.optimizers_)
       if (s.spec.name == name) return s;
     std::string valid;
@@ -201,7 +201,7 @@ class Trainer::Context : public StepContext {
   int64_t step() const override { return t_.step_; }
   torch::Device device() const override { return torch::Device(t_.options_.device); }
   bool bf16(const std::string& name) const override {
-    return const_cast<Context*>(this)->slot(name).spec.options.bf16;
+    return slot(name).spec.options.bf16;
   }
 
  private:
