@@ -145,6 +145,7 @@ const std::vector<FlagKey>& sample_flags() {
       {"--variance", "sample.variance", "DDPM variance"},
       {"--guidance", "sample.guidance", "classifier-free guidance scale (1 = none)"},
       {"--temperature", "sample.temperature", "flows: latent temperature (Glow: 0.7)"},
+      {"--truncation", "sample.truncation", "GANs: truncation trick threshold (0 = off)"},
       {"--precision", "model.precision", "network arithmetic (bf16: CPU autocast, ~1.4x faster)"},
   };
   return flags;
