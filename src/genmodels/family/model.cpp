@@ -12,6 +12,8 @@
 #include "genmodels/core/runtime.h"
 #include "genmodels/io/image.h"
 #include "genmodels/io/plot.h"
+#include "genmodels/metrics/class_metrics.h"
+#include "genmodels/metrics/evaluator.h"
 #include "genmodels/train/trainer.h"
 
 namespace gm {
@@ -78,6 +80,37 @@ void TrainSession::save_config() const {
   write_file_atomic(run.config(), meta.at("config_toml").get<std::string>());
 }
 
+// train.eval_every: the class histogram of 500 samples under the Fashion-MNIST evaluator (its
+// normalised entropy, and the accuracy of the requested classes for conditional models), with a
+// warning when the entropy collapses (mode collapse; metrics/class_metrics.h). The evaluator is
+// loaded (or trained once into the cache) before the training clock starts.
+train::MonitorFn Model::class_monitor(const TrainSession& s, int64_t every) {
+  if (every <= 0) return {};
+  if (s.info.shape != std::vector<int64_t>{1, 28, 28}) {
+    std::cerr << "genmodels: train.eval_every: the class-entropy monitor scores 28x28 gray images "
+                 "with the Fashion-MNIST evaluator; it is off for "
+              << s.info.dataset << "\n";
+    return {};
+  }
+  auto evaluator = std::make_shared<metrics::Evaluator>(
+      metrics::Evaluator::load_or_train(metrics::cache_dir(), true));
+  const uint64_t seed = s.seed + 1;
+  return [this, evaluator, seed](int64_t step) {
+    SampleRequest req;
+    req.n = 500;
+    req.seed = seed;
+    const SampleResult r = sample(req);
+    const auto h = metrics::class_histogram(evaluator->logits(r.x).argmax(1));
+    std::map<std::string, double> out = {{"class_entropy", h.entropy_normalised}};
+    if (r.labels.defined()) out["class_accuracy"] = evaluator->accuracy(r.x, r.labels);
+    if (h.entropy_normalised < 0.5)
+      std::cerr << "\ngenmodels: warning: at step " << step << " the samples' class entropy is "
+                << h.entropy_normalised << " of the maximum: the generator may be collapsing "
+                << "onto a few classes (mode collapse)\n";
+    return out;
+  };
+}
+
 // Gradient training: the shared Trainer over train_step(), previews and figures from the EMAs.
 Json Model::train(TrainSession& s) {
   train::TrainerOptions topts = train::trainer_keys().read(s.config);
@@ -98,15 +131,17 @@ Json Model::train(TrainSession& s) {
             << " threads, " << blas_name().substr(0, 40) << "; run " << s.run.path()
             << (s.resume ? " (resumed at step " + std::to_string(trainer.step()) + ")" : "")
             << "\n";
-  const train::TrainResult result = trainer.run([&](int64_t step, const std::string& path) {
-    SampleRequest req;
-    req.n = s.info.num_classes() > 0 ? 6 * s.info.num_classes() : 64;
-    req.seed = s.seed;
-    SampleResult r = sample(req);
-    r.params["model"] = s.meta.at("model").get<std::string>();
-    r.params["step"] = std::to_string(step);
-    write_sample_image(path, r);
-  });
+  const train::TrainResult result = trainer.run(
+      [&](int64_t step, const std::string& path) {
+        SampleRequest req;
+        req.n = s.info.num_classes() > 0 ? 6 * s.info.num_classes() : 64;
+        req.seed = s.seed;
+        SampleResult r = sample(req);
+        r.params["model"] = s.meta.at("model").get<std::string>();
+        r.params["step"] = std::to_string(step);
+        write_sample_image(path, r);
+      },
+      class_monitor(s, topts.eval_every));
   if (!result.interrupted) {
     // Model-specific figures (VAE reconstructions, interpolations, ...) from the EMA weights.
     const data::Dataset test = s.load_test();

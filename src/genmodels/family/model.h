@@ -18,6 +18,7 @@
 #include "genmodels/data/dataset.h"
 #include "genmodels/train/run_dir.h"
 #include "genmodels/train/step.h"
+#include "genmodels/train/trainer.h"
 
 namespace gm {
 
@@ -72,6 +73,10 @@ class Model : public train::Trainable {
   /// train_step(); closed-form models (GDA, naive Bayes) override it to fit in one call. Returns
   /// a report ({} for gradient training; accuracy, bits/dim, ... for fits).
   virtual Json train(TrainSession& s);
+
+  /// The train.eval_every monitor of the default training (class entropy of samples under the
+  /// Fashion-MNIST evaluator, mode-collapse warning); empty when off or not applicable.
+  train::MonitorFn class_monitor(const TrainSession& s, int64_t every);
 
   /// Density models: the test negative log-likelihood on the first `n` examples of `test` (0 =
   /// all), with `k` importance samples where the model estimates it (0 = the model's default).

@@ -226,7 +226,8 @@ std::vector<ModelEntry> gan_entries() {
                   {"train.beta2", name == "dcgan" ? "0.999" : "0.9"},
                   {"train.warmup_steps", "0"},
                   {"train.grad_clip", "0"},
-                  {"train.ema_decay", "0.999"}};
+                  {"train.ema_decay", "0.999"},
+                  {"train.eval_every", "1000"}};
     e.create = [name](const Config& c, const DataInfo& info) -> std::unique_ptr<Model> {
       return std::make_unique<GanModel>(name, c, info);
     };

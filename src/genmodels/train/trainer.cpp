@@ -89,6 +89,9 @@ const KeyTable<TrainerOptions>& trainer_keys() {
     t.add("train.sample_every", &O::sample_every,
           "steps between preview grids (0 = at the end only)");
     t.add("train.checkpoint_every", &O::checkpoint_every, "steps between checkpoints");
+    t.add("train.eval_every", &O::eval_every,
+          "steps between checks of generated samples by the Fashion-MNIST evaluator (class "
+          "entropy, a mode-collapse monitor; 28x28 gray images; 0 = off)");
     return t;
   }();
   return table;
@@ -200,9 +203,7 @@ class Trainer::Context : public StepContext {
   }
   int64_t step() const override { return t_.step_; }
   torch::Device device() const override { return torch::Device(t_.options_.device); }
-  bool bf16(const std::string& name) const override {
-    return slot(name).spec.options.bf16;
-  }
+  bool bf16(const std::string& name) const override { return slot(name).spec.options.bf16; }
 
  private:
   Trainer& t_;
@@ -314,7 +315,7 @@ bool Trainer::budget_done() const {
          (options_.minutes > 0 && elapsed_ >= 60.0 * options_.minutes);
 }
 
-TrainResult Trainer::run(const PreviewFn& preview_fn) {
+TrainResult Trainer::run(const PreviewFn& preview_fn, const MonitorFn& monitor_fn) {
   SignalScope signals;
   const torch::Device device(options_.device);
   const std::string ckpt = run_.checkpoint();
@@ -324,16 +325,19 @@ TrainResult Trainer::run(const PreviewFn& preview_fn) {
   torch::nn::Module& module = model_.module();
   module.train();
 
-  auto preview = [&](int64_t step) {
-    if (!preview_fn) return;
-    const torch::Tensor saved_rng = rng_state();  // previews must not perturb training randomness
+  // Runs `f` under the EMA weights in eval mode without perturbing training randomness.
+  auto under_ema = [&](const std::function<void()>& f) {
+    const torch::Tensor saved_rng = rng_state();
     {
       auto scope = ema_scope();
       module.eval();
-      preview_fn(step, run_.preview(step));
+      f();
       module.train();
     }
     set_rng_state(saved_rng);
+  };
+  auto preview = [&](int64_t step) {
+    if (preview_fn) under_ema([&] { preview_fn(step, run_.preview(step)); });
   };
 
   TrainResult result;
@@ -354,6 +358,10 @@ TrainResult Trainer::run(const PreviewFn& preview_fn) {
     model_.train_step({batch.x.to(device), batch.y.to(device)}, ctx);
     ++step_;
     for (auto& e : emas_) e.ema->update(*e.spec.module, step_);
+    if (monitor_fn && options_.eval_every > 0 && step_ % options_.eval_every == 0)
+      under_ema([&] {  // joins this step's record
+        for (const auto& [key, v] : monitor_fn(step_)) avg.add(key, v);
+      });
 
     const auto now = std::chrono::steady_clock::now();
     elapsed_ = elapsed_before_ + std::chrono::duration<double>(now - t_start).count();

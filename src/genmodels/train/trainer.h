@@ -39,6 +39,7 @@ struct TrainerOptions {
   int64_t log_every = 50;                ///< train.log_every
   int64_t sample_every = 0;              ///< train.sample_every (0 = only at the end)
   int64_t checkpoint_every = 1000;       ///< train.checkpoint_every (always one at the end)
+  int64_t eval_every = 0;                ///< train.eval_every: steps between monitor calls (0 = off)
 
   int64_t stop_at = 0;  ///< behave as if interrupted after this step (tests of resume)
   std::string device = "cpu";
@@ -55,6 +56,10 @@ const KeyTable<TrainerOptions>& trainer_keys();
 /// Called with the step and the path of the preview grid to write; runs under the EMA weights in
 /// eval mode, and the training RNG state is restored afterwards.
 using PreviewFn = std::function<void(int64_t step, const std::string& path)>;
+
+/// Called every train.eval_every steps like a preview (EMA weights, eval mode, RNG restored);
+/// the named values it returns join the next metrics.jsonl record.
+using MonitorFn = std::function<std::map<std::string, double>(int64_t step)>;
 
 struct TrainResult {
   int64_t step = 0;
@@ -73,7 +78,7 @@ class Trainer {
   /// time, RNG, data order).
   void resume();
   /// Trains until the budget ends, a loss is not finite (throws gm::Error) or a signal arrives.
-  TrainResult run(const PreviewFn& preview = {});
+  TrainResult run(const PreviewFn& preview = {}, const MonitorFn& monitor = {});
   /// Writes the full state atomically to `path`.
   void save_checkpoint(const std::string& path) const;
 
