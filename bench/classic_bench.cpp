@@ -12,13 +12,13 @@
 #include <iostream>
 #include <sstream>
 
+#include "genmodels/classic/classic_model.h"
 #include "genmodels/classic/generative_classifier.h"
 #include "genmodels/core/atomic_file.h"
 #include "genmodels/core/json.h"
 #include "genmodels/core/runtime.h"
 #include "genmodels/data/dataset.h"
 #include "genmodels/io/npy.h"
-#include "genmodels/classic/classic_model.h"
 #include "genmodels/models/registry.h"
 
 namespace fs = std::filesystem;

@@ -1,8 +1,9 @@
 // The registry's configuration contract: every model's keys come from bound options structs,
 // shared keys take the model's own defaults, and `genmodels config MODEL` reproduces them.
+#include "genmodels/models/registry.h"
+
 #include <gtest/gtest.h>
 
-#include "genmodels/models/registry.h"
 #include "genmodels/models/run.h"
 
 TEST(Registry, DefaultConfigRoundTripsForEveryModel) {

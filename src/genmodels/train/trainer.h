@@ -39,7 +39,7 @@ struct TrainerOptions {
   int64_t log_every = 50;                ///< train.log_every
   int64_t sample_every = 0;              ///< train.sample_every (0 = only at the end)
   int64_t checkpoint_every = 1000;       ///< train.checkpoint_every (always one at the end)
-  int64_t eval_every = 0;                ///< train.eval_every: steps between monitor calls (0 = off)
+  int64_t eval_every = 0;  ///< train.eval_every: steps between monitor calls (0 = off)
 
   int64_t stop_at = 0;  ///< behave as if interrupted after this step (tests of resume)
   std::string device = "cpu";
