@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "genmodels/core/json.h"
+#include "genmodels/core/runtime.h"
 #include "genmodels/io/npy.h"
 #include "genmodels/models/registry.h"
 #include "genmodels/train/ema.h"
@@ -189,10 +190,10 @@ inline void parse_twin_args(int argc, char** argv, TwinArgs& a, const std::strin
     else
       throw std::runtime_error("unknown flag " + f + "; usage: " + usage);
   }
-  // OpenBLAS single-threaded (its pool fights OpenMP; the twin gets OPENBLAS_NUM_THREADS=1).
-  if (auto set = reinterpret_cast<void (*)(int)>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
-    set(1);
-  torch::set_num_threads(a.threads);
+  // As the genmodels program runs: LibTorch's threads, OpenBLAS single-threaded (its pool fights
+  // OpenMP; the twin gets OPENBLAS_NUM_THREADS=1) and glibc told to keep freed activation
+  // buffers (gm::tune_allocator).
+  gm::set_threads(a.threads);
 }
 
 inline std::vector<std::string> split_list(const std::string& list) {
