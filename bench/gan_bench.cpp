@@ -55,13 +55,13 @@ class BenchContext : public gm::train::StepContext {
     }
   }
   void start() { mark_ = B::Clock::now(); }
-  double minimize(const std::string& name, const torch::Tensor& loss, const std::string&) override {
-    auto& s = slots_.at(name);
+  double minimize_all(const std::vector<std::string>& names, const torch::Tensor& loss,
+                      const std::string&) override {
     const double v = loss.item<double>();
-    s.opt->zero_grad();
+    for (const auto& n : names) slots_.at(n).opt->zero_grad();
     loss.backward();
-    s.opt->step();
-    phase[name] += B::secs(mark_);
+    for (const auto& n : names) slots_.at(n).opt->step();
+    phase[names.front()] += B::secs(mark_);
     mark_ = B::Clock::now();
     return v;
   }

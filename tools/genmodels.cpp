@@ -55,6 +55,9 @@ int run(int argc, char** argv) {
       "  genmodels eval runs/vae --metrics nll --n 1000 --k 1000   (IWAE test likelihood)\n"
       "  genmodels train glow --data fashion-mnist --minutes 15 --out runs/glow\n"
       "  genmodels sample runs/glow --temperature 0.7 --n 64\n"
+      "  genmodels train pix2pix --data fmnist-edges --minutes 15 --out runs/edges\n"
+      "  genmodels translate runs/edges --input fmnist-edges --n 1000 --out out/edges\n"
+      "  genmodels train cyclegan --data fashion-mnist:7 --data-b fashion-mnist:9 --minutes 30\n"
       "  genmodels config ddpm > run.toml   (every key, its default and what it does)\n"
       "  genmodels list"};
   app.require_subcommand(1);
@@ -70,7 +73,11 @@ int run(int argc, char** argv) {
   auto* train = app.add_subcommand("train", "train a model into a run directory");
   train->add_option("model", ta.model, "model name (see `genmodels list`)");
   train->add_option("--data", data,
-                    "dataset: fashion-mnist, mnist-idx:DIR, folder:DIR, moons, ... [data.name]");
+                    "dataset: fashion-mnist, fashion-mnist:7, mnist-idx:DIR, folder:DIR, "
+                    "fmnist-edges, paired:DIR, moons, ... [data.name]");
+  std::string data_b;
+  train->add_option("--data-b", data_b,
+                    "domain B of unpaired translation (cyclegan), --data being A [data.name_b]");
   train->add_option("--config", ta.config_file, "TOML config file (see `genmodels config MODEL`)")
       ->check(CLI::ExistingFile);
   train->add_option("--set", ta.sets, "override a config key: --set train.lr=2e-4 (repeatable)");
@@ -117,6 +124,25 @@ int run(int argc, char** argv) {
   eval->add_flag("--train-evaluator", train_evaluator,
                  "(re)train the Fashion-MNIST evaluator network into the cache");
 
+  // translate
+  gm::TranslateArgs tr;
+  auto* translate = app.add_subcommand(
+      "translate", "translate images with a pix2pix or cyclegan run (and score them when it can)");
+  translate->add_option("run", tr.run, "run directory")->required();
+  translate
+      ->add_option("--input", tr.input,
+                   "DIR of images, FILE.png, FILE.npy, or a dataset (its test split: "
+                   "fmnist-edges, fashion-mnist:7, paired:DIR, ...)")
+      ->required();
+  translate->add_option("--direction", tr.direction, "AtoB or BtoA (default: the run's)");
+  translate->add_option("--out", tr.out, "output directory (default RUN/translations)");
+  translate->add_option("--npy", tr.npy, "also write the outputs to this .npy (uint8)");
+  translate->add_option("--n", tr.n, "translate the first N inputs (0 = all)");
+  translate->add_option("--seed", tr.seed, "random seed (pix2pix's test-time dropout)");
+  translate->add_flag("--grid-only", tr.grid_only, "write only grid.png, not one PNG per output");
+  translate->add_flag("--raw-weights", tr.raw_weights, "use raw instead of EMA weights");
+  translate->add_option("--threads", tr.threads, "CPU threads (0 = all cores)");
+
   // config, list
   std::string config_model;
   auto* config = app.add_subcommand(
@@ -154,6 +180,7 @@ int run(int argc, char** argv) {
     if (ta.model.empty() && !ta.resume)
       throw gm::Error("train: name a model, e.g. `genmodels train ddpm`");
     if (!data.empty()) ta.data = data;
+    if (!data_b.empty()) ta.data_b = data_b;
     if (o_steps->count()) ta.steps = steps;
     if (o_minutes->count()) ta.minutes = minutes;
     if (o_seed->count()) ta.seed = seed;
@@ -170,6 +197,10 @@ int run(int argc, char** argv) {
     const gm::EvalResult r = gm::run_eval(ea);
     std::cout << gm::metrics::format_table(r.result);
     std::cerr << "genmodels: wrote " << r.json_path << "\n";
+  } else if (*translate) {
+    const gm::TranslateResult r = gm::run_translate(tr);
+    for (const auto& [key, v] : r.metrics.items())
+      if (v.is_number()) std::cout << key << "\t" << v.dump() << "\n";
   } else if (*config) {
     std::cout << gm::default_config(config_model);
   } else if (*list) {

@@ -1,12 +1,15 @@
 // Dataset loading by spec string and the image transforms shared by every image source.
 #include "genmodels/data/dataset.h"
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <system_error>
 
 #include "genmodels/core/error.h"
 #include "genmodels/data/idx.h"
 #include "genmodels/data/image_folder.h"
+#include "genmodels/data/paired.h"
 #include "genmodels/data/toy2d.h"
 #include "genmodels/io/image.h"
 
@@ -64,7 +67,9 @@ Dataset load_idx_dataset(const std::string& dir, const DataOptions& o, const std
 }  // namespace
 
 std::vector<std::string> dataset_names() {
-  std::vector<std::string> names = {"fashion-mnist", "mnist-idx:DIR", "folder:DIR"};
+  std::vector<std::string> names = {"fashion-mnist", "fashion-mnist:K",   "mnist-idx:DIR",
+                                    "folder:DIR",    "fmnist-edges",      "fmnist-inpaint",
+                                    "paired:DIR",    "paired:DIR_A,DIR_B"};
   for (const auto& t : toy2d_names()) names.push_back(t);
   return names;
 }
@@ -110,6 +115,23 @@ Dataset load_dataset(const std::string& spec, const DataOptions& o) {
   if (o.limit < 0) throw Error("data limit must be >= 0 (0 = all), got " + std::to_string(o.limit));
 
   if (spec == "fashion-mnist") return load_idx_dataset(kFashionDir, o, spec, true);
+  if (starts_with(spec, "fashion-mnist:")) {  // one class
+    const std::string k = spec.substr(14);
+    int64_t cls = -1;
+    if (!k.empty() && k.size() <= 2 && std::all_of(k.begin(), k.end(), ::isdigit))
+      cls = std::stoll(k);
+    if (cls < 0 || cls > 9)
+      throw Error("dataset '" + spec + "': the class after fashion-mnist: must be 0..9");
+    DataOptions all = o;
+    all.limit = 0;
+    Dataset d = load_idx_dataset(kFashionDir, all, spec, true);
+    torch::Tensor idx = (d.y == cls).nonzero().flatten();
+    if (o.limit > 0 && idx.size(0) > o.limit) idx = idx.slice(0, 0, o.limit);
+    d.x = d.x.index_select(0, idx).contiguous();
+    d.y = d.y.index_select(0, idx).contiguous();
+    return d;
+  }
+  if (is_paired_spec(spec)) return load_paired(spec, o);
   if (starts_with(spec, "mnist-idx:")) return load_idx_dataset(spec.substr(10), o, spec, false);
   if (starts_with(spec, "folder:")) return load_image_folder(spec.substr(7), o, spec);
   for (const auto& toy : toy2d_names()) {

@@ -14,6 +14,9 @@ struct Dataset {
   torch::Tensor x;   ///< float32; images in [-1,1] N x C x H x W, or toy points N x 2
   torch::Tensor y;   ///< int64 N class labels (all 0 for unlabeled/toys)
   std::vector<std::string> class_names;  ///< e.g. Fashion-MNIST's ten; empty for toys
+  /// > 0: a two-domain dataset for translation (data/paired.h): x = cat(A, B) on the channel
+  /// axis, domain A's `channels_a` channels first.
+  int64_t channels_a = 0;
   bool is_image() const { return x.dim() == 4; }
   int64_t size() const { return x.size(0); }
   int64_t num_classes() const { return static_cast<int64_t>(class_names.size()); }
@@ -29,6 +32,7 @@ struct DataOptions {
 };
 
 /// Loads a dataset. spec: "fashion-mnist" (from /usr/share/datasets/fashion-mnist),
+/// "fashion-mnist:K" (class K only), the paired translation specs of data/paired.h,
 /// "mnist-idx:DIR", "folder:DIR" (PNG/JPEG/BMP; classes = sub-folder names sorted, or one class
 /// named after DIR when the images sit directly in DIR; split is ignored; image_size defaults to
 /// the shorter side of the first image), or a toy name (see toy2d_names()).

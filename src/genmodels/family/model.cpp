@@ -19,7 +19,10 @@
 namespace gm {
 
 Json DataInfo::to_json() const {
-  return {{"dataset", dataset}, {"shape", shape}, {"class_names", class_names}};
+  Json j = {{"dataset", dataset}, {"shape", shape}, {"class_names", class_names}};
+  if (channels_a > 0) j["channels_a"] = channels_a;
+  if (!dataset_b.empty()) j["dataset_b"] = dataset_b;
+  return j;
 }
 
 DataInfo DataInfo::from_json(const Json& j) {
@@ -27,6 +30,8 @@ DataInfo DataInfo::from_json(const Json& j) {
   d.dataset = j.at("dataset").get<std::string>();
   d.shape = j.at("shape").get<std::vector<int64_t>>();
   d.class_names = j.at("class_names").get<std::vector<std::string>>();
+  d.channels_a = j.value("channels_a", int64_t{0});
+  d.dataset_b = j.value("dataset_b", std::string());
   return d;
 }
 
@@ -37,6 +42,8 @@ const KeyTable<RunOptions>& run_keys() {
     t.add("seed", &O::seed, "seed of every random generator");
     t.add("device", &O::device, "cpu, cuda or cuda:N");
     t.add("data.name", &O::data, "dataset (see `genmodels list`)");
+    t.add("data.name_b", &O::data_b,
+          "unpaired translation (cyclegan): domain B's dataset, data.name being domain A");
     t.add("data.hflip", &O::hflip, "random horizontal flips");
     t.add("data.limit", &O::limit, "use only the first N training examples (0 = all)");
     t.add("data.image_size", &O::image_size, "resize images to this size (0 = native)");
@@ -67,6 +74,10 @@ torch::Tensor request_labels(const SampleRequest& r, int64_t num_classes, bool c
                 std::to_string(num_classes - 1));
   return r.class_label >= 0 ? torch::full({r.n}, r.class_label, torch::kInt64)
                             : torch::arange(r.n, torch::kInt64).remainder(num_classes);
+}
+
+SampleResult Model::translate(const torch::Tensor&, const std::string&, uint64_t) {
+  throw Error("this model does not translate images (translate is for pix2pix and cyclegan runs)");
 }
 
 Json Model::test_likelihood(const data::Dataset&, int64_t, int64_t, uint64_t) {
@@ -161,6 +172,7 @@ void write_sample_image(const std::string& path, const SampleResult& s, int64_t 
   const int64_t n = s.x.size(0);
   const bool mixed =
       s.labels.defined() && s.labels.min().item<int64_t>() != s.labels.max().item<int64_t>();
+  if (nrow <= 0 && s.nrow > 0) nrow = s.nrow;
   if (nrow <= 0)
     nrow = mixed ? std::min<int64_t>(s.labels.max().item<int64_t>() + 1, n)
                  : static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(n))));

@@ -27,6 +27,8 @@ struct DataInfo {
   std::string dataset;                   ///< the spec it was trained on
   std::vector<int64_t> shape;            ///< one example: {C, H, W} or {D}
   std::vector<std::string> class_names;  ///< empty when unlabeled
+  int64_t channels_a = 0;  ///< > 0: two-domain data, domain A's channels first (data/paired.h)
+  std::string dataset_b;   ///< unpaired translation: domain B's spec (data.name_b)
   bool is_image() const { return shape.size() == 3; }
   int64_t num_classes() const { return static_cast<int64_t>(class_names.size()); }
   Json to_json() const;
@@ -46,6 +48,7 @@ struct SampleResult {
   torch::Tensor x;       ///< float samples: images in [-1, 1] N x C x H x W, or N x D
   torch::Tensor labels;  ///< int64 N requested classes, undefined when unconditional
   std::map<std::string, std::string> params;  ///< how to make it again (PNG metadata)
+  int64_t nrow = 0;                           ///< images per grid row (0 = by class, or square)
 };
 
 /// Everything one `genmodels train` invocation hands the model.
@@ -84,6 +87,16 @@ class Model : public train::Trainable {
   /// metrics/bits_per_dim.h). Models without a likelihood throw gm::Error.
   virtual Json test_likelihood(const data::Dataset& test, int64_t n, int64_t k, uint64_t seed);
 
+  /// Translation models (pix2pix, CycleGAN): maps float [-1, 1] N x C x H x W images of one
+  /// domain to the other; `direction` "AtoB", "BtoA" or "" (the model's default). params hold
+  /// "direction" and how to make the images again. Other models throw gm::Error.
+  virtual SampleResult translate(const torch::Tensor& images, const std::string& direction,
+                                 uint64_t seed);
+  /// The direction translate("") takes; "" for models that do not translate.
+  virtual std::string default_direction() const { return ""; }
+  /// Channels translate(direction) expects.
+  virtual int64_t input_channels(const std::string& direction) const { return 0; }
+
   /// Model-specific figures written as run.figure(NAME) after training (VAE: reconstructions,
   /// latent interpolations, latent scatter); returns the files written.
   virtual std::vector<std::string> write_figures(const train::RunDir& run,
@@ -106,6 +119,7 @@ struct RunOptions {
   int64_t seed = 0;                    ///< seed: of every random generator
   std::string device = "cpu";          ///< device: cpu, cuda or cuda:N
   std::string data = "fashion-mnist";  ///< data.name: dataset (see `genmodels list`)
+  std::string data_b;                  ///< data.name_b: domain B of unpaired translation
   bool hflip = false;                  ///< data.hflip: random horizontal flips
   int64_t limit = 0;                   ///< data.limit: first N training examples (0 = all)
   int64_t image_size = 0;              ///< data.image_size: resize (0 = native)

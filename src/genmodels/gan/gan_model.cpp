@@ -2,6 +2,7 @@
 
 #include "genmodels/core/error.h"
 #include "genmodels/gan/dcgan.h"
+#include "genmodels/gan/freeze.h"
 #include "genmodels/gan/losses.h"
 #include "genmodels/nn/precision.h"
 
@@ -65,22 +66,6 @@ KeyTable<GanSettings> gan_keys() {
         "truncation trick: resample latents with |z| > t (0 = off; Brock et al. 2019)");
   return t;
 }
-
-// Turns off requires_grad of a module's parameters for a scope (restored after).
-class FreezeScope {
- public:
-  explicit FreezeScope(torch::nn::Module& m) : params_(m.parameters()) {
-    for (auto& p : params_) p.requires_grad_(false);
-  }
-  ~FreezeScope() {
-    for (auto& p : params_) p.requires_grad_(true);
-  }
-  FreezeScope(const FreezeScope&) = delete;
-  FreezeScope& operator=(const FreezeScope&) = delete;
-
- private:
-  std::vector<torch::Tensor> params_;
-};
 
 struct GanNetImpl : torch::nn::Module {
   explicit GanNetImpl(const gan::NetOptions& o)
@@ -172,7 +157,7 @@ class GanModel : public Model {
     const torch::Tensor y = conditional_ ? batch.y : torch::Tensor();
     // D's weights get no gradient from the generator step (the next D step would zero it): its
     // backward stops at the input gradient, a third less work through D.
-    FreezeScope frozen(*net_->d);
+    gan::FreezeScope frozen(*net_->d);
     torch::Tensor d_fake;
     {
       auto scope = ctx.autocast("g");

@@ -5,6 +5,7 @@
 #include "genmodels/core/error.h"
 #include "genmodels/flow/flow_model.h"
 #include "genmodels/gan/gan_model.h"
+#include "genmodels/gan/translation_model.h"
 #include "genmodels/models/ddpm.h"
 #include "genmodels/vae/vae_model.h"
 
@@ -13,7 +14,8 @@ namespace gm {
 const std::vector<ModelEntry>& model_registry() {
   static const std::vector<ModelEntry> entries = [] {
     std::vector<ModelEntry> e;
-    for (auto* family : {ddpm_entries, vae_entries, flow_entries, gan_entries, classic_entries})
+    for (auto* family : {ddpm_entries, vae_entries, flow_entries, gan_entries, translation_entries,
+                         classic_entries})
       for (auto& entry : family()) e.push_back(std::move(entry));
     return e;
   }();

@@ -14,12 +14,14 @@
 #include "genmodels/core/progress.h"
 #include "genmodels/core/runtime.h"
 #include "genmodels/data/dataset.h"
+#include "genmodels/data/paired.h"
 #include "genmodels/diffusion/schedule.h"
 #include "genmodels/io/image.h"
 #include "genmodels/io/npy.h"
 #include "genmodels/io/plot.h"
 #include "genmodels/metrics/evaluate.h"
 #include "genmodels/metrics/toy2d.h"
+#include "genmodels/models/translate.h"
 #include "genmodels/sampling/samplers.h"
 #include "genmodels/train/checkpoint.h"
 #include "genmodels/train/run_dir.h"
@@ -51,6 +53,20 @@ data::DataOptions data_options(const Config& c, const std::string& split) {
   o.channels = r.channels;
   o.seed = static_cast<uint64_t>(r.seed);
   return o;
+}
+
+// The run's data for a split: data.name, or with data.name_b the two domains of unpaired
+// translation (data/paired.h).
+data::Dataset load_run_data(const Config& c, const std::string& split) {
+  const std::string a = c.get_string("data.name"), b = c.get_string("data.name_b");
+  const data::DataOptions o = data_options(c, split);
+  if (b.empty()) return data::load_dataset(a, o);
+  if (data::is_paired_spec(a) || data::is_paired_spec(b))
+    throw Error("data.name_b: " + (data::is_paired_spec(a) ? a : b) +
+                " is a paired dataset; unpaired training takes two plain image datasets "
+                "(e.g. --data fashion-mnist:7 --data-b fashion-mnist:9)");
+  return data::make_unpaired(data::load_dataset(a, o), data::load_dataset(b, o),
+                             o.seed + (split == "test" ? 1 : 0));
 }
 
 // "key  value" lines of a fit report, numbers with 4 significant digits.
@@ -99,6 +115,7 @@ std::string run_train(const TrainArgs& a) {
   }
   for (const auto& s : a.sets) config.set_assignment(s);
   if (a.data) config.set("data.name", *a.data, "--data");
+  if (a.data_b) config.set("data.name_b", *a.data_b, "--data-b");
   if (a.steps) config.set("train.steps", std::to_string(*a.steps), "--steps");
   if (a.minutes) config.set("train.minutes", std::to_string(*a.minutes), "--minutes");
   if (a.seed) config.set("seed", std::to_string(*a.seed), "--seed");
@@ -108,17 +125,19 @@ std::string run_train(const TrainArgs& a) {
   const uint64_t seed = static_cast<uint64_t>(config.get_int("seed"));
   seed_everything(seed);
   const std::string data_name = config.get_string("data.name");
-  const data::Dataset ds = data::load_dataset(data_name, data_options(config, "train"));
+  const data::Dataset ds = load_run_data(config, "train");
   DataInfo info;
   info.dataset = data_name;
   for (int64_t d = 1; d < ds.x.dim(); ++d) info.shape.push_back(ds.x.size(d));
   info.class_names = ds.class_names;
+  info.channels_a = ds.channels_a;
+  info.dataset_b = config.get_string("data.name_b");
   std::unique_ptr<Model> model = entry->create(config, info);
 
   TrainSession session{config,
                        info,
                        ds,
-                       [&] { return data::load_dataset(data_name, data_options(config, "test")); },
+                       [&] { return load_run_data(config, "test"); },
                        train::RunDir(run_dir),
                        {{"model", entry->name},
                         {"config_toml", config.to_toml()},
@@ -187,11 +206,88 @@ LoadedRun load_run(const std::string& run, bool raw, const std::vector<std::stri
 
 }  // namespace
 
+TranslateResult run_translate(const TranslateArgs& a) {
+  set_threads(a.threads);
+  LoadedRun r = load_run(a.run, a.raw_weights, {});
+  if (r.model->default_direction().empty())
+    throw Error(a.run + " is a '" + r.entry->name +
+                "' run; translate takes pix2pix and cyclegan runs (sample draws from the others)");
+  const std::string direction = a.direction.empty() ? r.model->default_direction() : a.direction;
+  if (direction != "AtoB" && direction != "BtoA")
+    throw Error("--direction must be AtoB or BtoA, got '" + direction + "'");
+  TranslateInputs in =
+      read_translate_inputs(a.input, r.info, direction, r.model->input_channels(direction));
+  if (a.n < 0) throw Error("--n must be >= 0 (0 = all inputs), got " + std::to_string(a.n));
+  if (a.n > 0 && in.images.size(0) > a.n) in.images = in.images.slice(0, 0, a.n);
+  const auto t0 = std::chrono::steady_clock::now();
+  SampleResult res = r.model->translate(in.images, direction, a.seed);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  torch::Tensor cycle;
+  try {  // translation models that map both ways report the cycle reconstruction
+    cycle = r.model->translate(res.x, direction == "AtoB" ? "BtoA" : "AtoB", a.seed).x;
+  } catch (const Error&) {
+  }
+
+  const train::RunDir dir = train::RunDir::open(a.run);
+  const std::string out = a.out.empty() ? dir.path() + "/translations" : a.out;
+  make_dirs(out);
+  auto params = res.params;
+  params["run"] = a.run;
+  params["input"] = in.source;
+  const int64_t n = res.x.size(0), shown = std::min<int64_t>(n, 16);
+  std::vector<torch::Tensor> cols = {in.images.slice(0, 0, shown), res.x.slice(0, 0, shown)};
+  params["columns"] = "input | output";
+  if (in.targets.defined()) {
+    cols.push_back(in.targets.slice(0, 0, shown));
+    params["columns"] += " | target";
+  }
+  int64_t c = 1;
+  for (const auto& t : cols) c = std::max(c, t.size(1));
+  for (auto& t : cols) t = data::convert_channels(t, c);
+  TranslateResult result;
+  result.grid = out + "/grid.png";
+  io::write_png(
+      result.grid,
+      io::make_grid(torch::stack(cols, 1).flatten(0, 1), static_cast<int64_t>(cols.size())),
+      params);
+  if (!a.grid_only) {
+    const torch::Tensor u8 = io::to_uint8(res.x);
+    for (int64_t i = 0; i < n; ++i) {
+      char name[64];
+      std::snprintf(name, sizeof name, "/%06lld.png", static_cast<long long>(i));
+      auto p = res.params;
+      p["run"] = a.run;
+      p["source"] = i < static_cast<int64_t>(in.names.size()) ? in.names[i]
+                                                              : in.source + "#" + std::to_string(i);
+      io::write_png(out + name, u8[i], p);
+    }
+  }
+  if (!a.npy.empty()) {
+    io::write_npy(a.npy, io::to_uint8(res.x).squeeze(-1));
+    if (in.labels.defined()) {
+      const auto dot = a.npy.rfind(".npy");
+      io::write_npy((dot == std::string::npos ? a.npy : a.npy.substr(0, dot)) + ".labels.npy",
+                    in.labels.slice(0, 0, n).contiguous());
+    }
+  }
+  result.metrics = translation_metrics(in, res.x, cycle);
+  result.metrics["direction"] = direction;
+  result.metrics["run"] = a.run;
+  result.metrics["input"] = in.source;
+  result.metrics["seconds"] = secs;
+  write_file_atomic(out + "/translate.json", result.metrics.dump(2) + "\n");
+  if (!a.quiet)
+    std::cerr << "genmodels: translated " << n << " images " << direction << " in "
+              << format_duration(secs) << "; wrote " << result.grid
+              << (a.grid_only ? "" : " and " + std::to_string(n) + " PNGs in " + out)
+              << (a.npy.empty() ? "" : " and " + a.npy) << "\n";
+  return result;
+}
+
 Json run_likelihood(const LikelihoodArgs& a) {
   set_threads(a.threads);
   LoadedRun r = load_run(a.run, a.raw_weights, {});
-  const data::Dataset test =
-      data::load_dataset(r.config.get_string("data.name"), data_options(r.config, "test"));
+  const data::Dataset test = load_run_data(r.config, "test");
   Json j = r.model->test_likelihood(test, a.n, a.k, a.seed);
   j["model"] = r.entry->name;
   j["data"] = r.info.dataset + " (test split)";

@@ -13,10 +13,11 @@
 namespace gm {
 
 struct TrainArgs {
-  std::string model;                ///< registry name, e.g. "ddpm"
-  std::optional<std::string> data;  ///< overrides data.name
-  std::string config_file;          ///< TOML (optional)
-  std::vector<std::string> sets;    ///< "key=value" overrides
+  std::string model;                  ///< registry name, e.g. "ddpm"
+  std::optional<std::string> data;    ///< overrides data.name
+  std::optional<std::string> data_b;  ///< overrides data.name_b (unpaired translation)
+  std::string config_file;            ///< TOML (optional)
+  std::vector<std::string> sets;      ///< "key=value" overrides
   std::optional<int64_t> steps;
   std::optional<double> minutes;
   std::optional<uint64_t> seed;
@@ -58,6 +59,28 @@ SampleResult sample_run(const SampleArgs& args);
 
 /// Samples from a run; writes the grid (and .npy / single PNGs) and returns the grid's path.
 std::string run_sample(const SampleArgs& args);
+
+struct TranslateArgs {
+  std::string run;        ///< a pix2pix or cyclegan run directory
+  std::string input;      ///< DIR of images, FILE.png, FILE.npy, or a dataset spec (test split)
+  std::string direction;  ///< "AtoB", "BtoA" or "" (the run's)
+  std::string out;        ///< output directory ("" = RUN/translations)
+  std::string npy;        ///< also write the outputs as uint8 .npy ("" = none)
+  int64_t n = 0;          ///< translate the first n inputs (0 = all)
+  uint64_t seed = 0;
+  bool grid_only = false;    ///< skip the one-PNG-per-output files
+  bool raw_weights = false;  ///< raw instead of EMA weights
+  int threads = 0;
+  bool quiet = false;
+};
+struct TranslateResult {
+  std::string grid;  ///< the side-by-side grid written
+  Json metrics;      ///< translation_metrics() (also written as OUT/translate.json)
+};
+/// Translates inputs with a run's generator: one PNG per output (with metadata), a side-by-side
+/// grid input | output | (target), the metrics the inputs allow, and optionally a .npy (with a
+/// .labels.npy of the expected classes when known).
+TranslateResult run_translate(const TranslateArgs& args);
 
 struct LikelihoodArgs {
   std::string run;  ///< run directory (or checkpoint)

@@ -51,8 +51,15 @@ class StepContext {
   /// zero_grad, loss.backward(), clip, step of optimizer `name`. Throws gm::Error when the loss is
   /// not finite (the last good checkpoint is untouched). Logs the loss as `log_as` ("loss" for the
   /// main optimizer, "loss_<name>" otherwise when empty) and the gradient norm. Returns the loss.
-  virtual double minimize(const std::string& name, const torch::Tensor& loss,
-                          const std::string& log_as = "") = 0;
+  double minimize(const std::string& name, const torch::Tensor& loss,
+                  const std::string& log_as = "") {
+    return minimize_all({name}, loss, log_as);
+  }
+  /// One loss stepped by several optimizers (e.g. CycleGAN's two generators under their joint
+  /// cycle loss): zero_grad of each, one backward, then clip and step of each in turn. Logged as
+  /// `log_as`, or as minimize() logs it for the first name.
+  virtual double minimize_all(const std::vector<std::string>& names, const torch::Tensor& loss,
+                              const std::string& log_as = "") = 0;
   /// The optimizer itself, for steps that need more than minimize().
   virtual torch::optim::Optimizer& optimizer(const std::string& name) = 0;
   /// The next training batch (already on the device); deterministic and resumable.

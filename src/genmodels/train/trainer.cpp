@@ -79,9 +79,11 @@ const KeyTable<TrainerOptions>& trainer_keys() {
     t.add("train.weight_decay", &O::weight_decay, "weight decay (decoupled for adamw)");
     t.add("train.warmup_steps", &O::warmup_steps, "linear LR warm-up steps");
     t.add("train.lr_schedule", &O::lr_schedule,
-          "LR after warm-up (cosine decays over the budget of the current invocation)",
-          {"constant", "cosine"});
-    t.add("train.lr_min_ratio", &O::lr_min_ratio, "cosine floor as a fraction of train.lr");
+          "LR after warm-up (cosine decays over the budget of the current invocation; linear "
+          "holds for its first half, then decays linearly)",
+          {"constant", "cosine", "linear"});
+    t.add("train.lr_min_ratio", &O::lr_min_ratio,
+          "cosine / linear floor as a fraction of train.lr");
     t.add("train.grad_clip", &O::grad_clip, "max global gradient norm (0 = off)");
     t.add("train.ema_decay", &O::ema_decay, "EMA decay of the weights");
     t.add("train.ema_warmup", &O::ema_warmup, "EMA decay min(d, (1+n)/(10+n))");
@@ -168,27 +170,35 @@ class Trainer::Context : public StepContext {
     throw Error("train step asked for optimizer '" + name + "'; the model declared: " + valid);
   }
 
-  double minimize(const std::string& name, const torch::Tensor& loss,
-                  const std::string& log_as) override {
-    Slot& s = slot(name);
+  double minimize_all(const std::vector<std::string>& names, const torch::Tensor& loss,
+                      const std::string& log_as) override {
+    if (names.empty()) throw Error("train step: minimize_all needs at least one optimizer");
+    std::vector<Slot*> slots;
+    std::string joined;
+    for (const auto& n : names) {
+      slots.push_back(&slot(n));
+      joined += (joined.empty() ? "" : "+") + n;
+    }
     const double v = loss.item<double>();
     if (!std::isfinite(v))
-      throw Error("loss" + (name == "main" ? "" : " of optimizer '" + name + "'") + " is " +
+      throw Error("loss" + (joined == "main" ? "" : " of optimizer '" + joined + "'") + " is " +
                   std::to_string(v) + " at step " + std::to_string(t_.step_ + 1) + "; stopped, " +
                   t_.run_.checkpoint() + " (last good checkpoint) is untouched. Lower train.lr " +
                   "or raise train.warmup_steps");
-    s.optimizer->zero_grad();
+    for (Slot* s : slots) s->optimizer->zero_grad();
     loss.backward();
-    const std::string suffix = name == "main" ? "" : "_" + name;
-    if (s.spec.options.grad_clip > 0) {
-      const double norm =
-          torch::nn::utils::clip_grad_norm_(s.spec.params, s.spec.options.grad_clip);
-      log("grad_norm" + suffix, norm);
+    for (Slot* s : slots) {
+      if (s->spec.options.grad_clip > 0) {
+        const double norm =
+            torch::nn::utils::clip_grad_norm_(s->spec.params, s->spec.options.grad_clip);
+        log("grad_norm" + suffix(s->spec.name), norm);
+      }
+      s->optimizer->step();
     }
-    s.optimizer->step();
-    log(log_as.empty() ? "loss" + suffix : log_as, v);
+    log(log_as.empty() ? "loss" + suffix(names.front()) : log_as, v);
     return v;
   }
+  static std::string suffix(const std::string& name) { return name == "main" ? "" : "_" + name; }
   torch::optim::Optimizer& optimizer(const std::string& name) override {
     return *slot(name).optimizer;
   }

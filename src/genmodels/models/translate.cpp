@@ -1,0 +1,148 @@
+#include "genmodels/models/translate.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <filesystem>
+#include <system_error>
+
+#include "genmodels/core/error.h"
+#include "genmodels/data/dataset.h"
+#include "genmodels/data/paired.h"
+#include "genmodels/io/image.h"
+#include "genmodels/io/npy.h"
+#include "genmodels/metrics/evaluator.h"
+#include "genmodels/metrics/fid.h"
+
+namespace gm {
+namespace fs = std::filesystem;
+namespace {
+
+bool is_image_path(const fs::path& p) {
+  std::string ext = p.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  return ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp";
+}
+
+torch::Tensor fit(torch::Tensor x, int64_t channels, int64_t size) {
+  if (x.size(1) == 2) x = x.narrow(1, 0, 1);  // gray + alpha
+  if (x.size(1) == 4) x = x.narrow(1, 0, 3);  // RGBA
+  return data::resize_center_crop(data::convert_channels(x, channels), size);
+}
+
+torch::Tensor read_one(const std::string& path, int64_t channels, int64_t size) {
+  return fit(io::from_uint8(io::read_image(path, 0).unsqueeze(0).contiguous()), channels, size);
+}
+
+torch::Tensor read_npy_images(const std::string& path) {
+  torch::Tensor t = io::read_npy(path);
+  if (t.scalar_type() == torch::kUInt8) {
+    if (t.dim() == 3) return io::from_uint8(t.contiguous());
+    if (t.dim() == 4 && t.size(3) <= 4) return io::from_uint8(t.contiguous());
+  } else if (t.is_floating_point() && t.dim() == 4) {
+    return t.to(torch::kFloat32).clamp(-1, 1);
+  }
+  throw Error(path +
+              ": expected uint8 N x H x W [x C] (as `genmodels sample --npy` writes) or "
+              "float [-1, 1] N x C x H x W images");
+}
+
+// "fashion-mnist:K" -> K, else -1.
+int64_t fashion_class(const std::string& spec) {
+  const std::string prefix = "fashion-mnist:";
+  if (spec.rfind(prefix, 0) != 0) return -1;
+  const std::string k = spec.substr(prefix.size());
+  if (k.empty() || !std::all_of(k.begin(), k.end(), ::isdigit)) return -1;
+  return std::stoll(k);
+}
+
+}  // namespace
+
+TranslateInputs read_translate_inputs(const std::string& input, const DataInfo& info,
+                                      const std::string& direction, int64_t channels) {
+  if (input.empty()) throw Error("translate: give --input DIR, FILE.png, FILE.npy or a dataset");
+  const int64_t size = info.shape.at(1);
+  TranslateInputs in;
+  in.source = input;
+  std::error_code ec;
+  if (fs::is_directory(input, ec)) {
+    for (const auto& e : fs::directory_iterator(input, ec))
+      if (e.is_regular_file() && is_image_path(e.path()) && e.path().filename().string()[0] != '.')
+        in.names.push_back(e.path().filename().string());
+    std::sort(in.names.begin(), in.names.end());
+    if (in.names.empty())
+      throw Error("--input " + input + ": the folder holds no PNG/JPEG/BMP images");
+    std::vector<torch::Tensor> xs;
+    for (const auto& n : in.names)
+      xs.push_back(read_one((fs::path(input) / n).string(), channels, size));
+    in.images = torch::cat(xs);
+    return in;
+  }
+  if (fs::exists(input, ec)) {
+    if (fs::path(input).extension() == ".npy") {
+      in.images = fit(read_npy_images(input), channels, size);
+    } else {
+      in.images = read_one(input, channels, size);
+      in.names.push_back(fs::path(input).filename().string());
+    }
+    return in;
+  }
+  // A dataset spec: its test split.
+  data::DataOptions o;
+  o.split = "test";
+  o.image_size = size;
+  const bool a_to_b = direction != "BtoA";
+  if (data::is_paired_spec(input)) {
+    const data::Dataset d = data::load_dataset(input, o);
+    const int64_t ca = d.channels_a, cb = d.x.size(1) - ca;
+    in.images =
+        data::convert_channels(a_to_b ? d.x.narrow(1, 0, ca) : d.x.narrow(1, ca, cb), channels);
+    in.targets = a_to_b ? d.x.narrow(1, ca, cb) : d.x.narrow(1, 0, ca);
+    in.reference = in.targets;
+    if (d.num_classes() == 10) in.labels = d.y;  // the Fashion-MNIST derived tasks
+    return in;
+  }
+  if (fs::path(input).has_extension() && is_image_path(input))
+    throw Error("--input " + input + ": no such file");
+  o.channels = channels;
+  const data::Dataset d = data::load_dataset(input, o);
+  if (!d.is_image()) throw Error("--input " + input + " is not an image dataset");
+  in.images = d.x;
+  // Unpaired runs: the target domain's spec gives the expected class and the FID reference.
+  const std::string target_spec = a_to_b ? info.dataset_b : info.dataset;
+  if (!target_spec.empty() && target_spec != input) {
+    in.reference = data::load_dataset(target_spec, o).x;
+    const int64_t k = fashion_class(target_spec);
+    if (k >= 0) in.labels = torch::full({d.size()}, k, torch::kInt64);
+  }
+  return in;
+}
+
+Json translation_metrics(const TranslateInputs& in, const torch::Tensor& outputs,
+                         const torch::Tensor& cycle) {
+  torch::NoGradGuard no_grad;
+  const int64_t n = outputs.size(0);
+  Json m = {{"n", n}};
+  auto unit = [](const torch::Tensor& x) { return (x.to(torch::kFloat32) + 1) * 0.5; };
+  if (in.targets.defined() && in.targets.size(0) >= n &&
+      in.targets.sizes().slice(1) == outputs.sizes().slice(1)) {
+    const torch::Tensor diff = unit(outputs) - unit(in.targets.slice(0, 0, n));
+    m["l1"] = diff.abs().mean().item<double>();
+    const torch::Tensor mse = diff.square().flatten(1).mean(1).clamp_min(1e-10);
+    m["psnr"] = (-10.0 * torch::log10(mse)).mean().item<double>();
+  }
+  if (cycle.defined())
+    m["cycle_l1"] = (unit(cycle) - unit(in.images.slice(0, 0, n))).abs().mean().item<double>();
+  const bool fmnist_shaped =
+      outputs.dim() == 4 && outputs.size(1) == 1 && outputs.size(2) == 28 && outputs.size(3) == 28;
+  if (fmnist_shaped && (in.labels.defined() || in.reference.defined())) {
+    const metrics::Evaluator ev = metrics::Evaluator::load_or_train(metrics::cache_dir(), true);
+    if (in.labels.defined()) m["class_accuracy"] = ev.accuracy(outputs, in.labels.slice(0, 0, n));
+    if (in.reference.defined() && in.reference.size(1) == 1 && n >= 2)
+      m["fid"] = metrics::fid(ev.features(outputs), ev.features(in.reference));
+  }
+  return m;
+}
+
+}  // namespace gm
