@@ -2,7 +2,7 @@
 // loop (bench/gan_reference.py, run through Debian's /usr/bin/python3).
 //
 //   build/gan_bench [--json PATH] [--threads 2] [--warmup 3] [--iters 20] [--no-python]
-//                   [--configs dcgan,dcgan-bf16,wgan-gp,dcgan-uncond,wgan-gp-bf16]
+//                   [--configs dcgan,dcgan-bf16,wgan-gp,dcgan-uncond,wgan-gp-bf16,pix2pix,cyclegan]
 //
 // Each configuration is built through the registry ("dcgan" / "wgan-gp" defaults + a few --set
 // values) for labelled Fashion-MNIST-shaped data (1x28x28, 10 classes, batch 64). One timed step
@@ -21,6 +21,7 @@
 #include "bench_util.h"
 #include "genmodels/gan/dcgan.h"
 #include "genmodels/gan/losses.h"
+#include "genmodels/gan/translation_nets.h"
 #include "genmodels/train/step.h"
 
 using gm::Json;
@@ -39,7 +40,12 @@ const std::vector<BenchConfig> kConfigs = {
     {"dcgan-uncond", "dcgan", {"model.conditional=false"}},
     {"wgan-gp", "wgan-gp", {}},
     {"wgan-gp-bf16", "wgan-gp", {"model.precision=bf16"}},
+    // Translation (edge map -> item shaped data; no dropout so that the twin can validate).
+    {"pix2pix", "pix2pix", {"model.dropout=0"}},
+    {"cyclegan", "cyclegan", {}},
 };
+
+bool is_translation(const std::string& model) { return model == "pix2pix" || model == "cyclegan"; }
 
 // The trainer's step context without its bookkeeping: a fixed batch, Adam per named optimizer,
 // and the time spent up to the end of each minimize() charged to that optimizer's phase.
@@ -173,8 +179,81 @@ Json write_config(gm::Model& model, const gm::Config& c, const std::string& dir,
   return j;
 }
 
+// pix2pix / cyclegan: weights, a fixed two-domain batch, and the step's losses and gradient norms
+// (pix2pix: D then G; cyclegan: the joint generator loss, then D_A) without optimizer steps.
+Json write_translation_config(const std::string& name, gm::Model& model, const gm::Config& c,
+                              const std::string& dir, int64_t batch) {
+  std::filesystem::create_directories(dir);
+  Json j = {{"model", name},
+            {"size", 28},
+            {"g_channels", c.get_int("model.g_channels")},
+            {"d_channels", c.get_int("model.d_channels")},
+            {"d_layers", gm::gan::patch_layers_for(28)},
+            {"norm", c.get_string("model.norm")},
+            {"loss", c.get_string("model.loss")},
+            {"beta1", c.get_float("train.beta1")},
+            {"beta2", c.get_float("train.beta2")}};
+  if (name == "pix2pix") {
+    j["lambda_l1"] = c.get_float("model.lambda_l1");
+  } else {
+    j["lambda_cycle"] = c.get_float("model.lambda_cycle");
+    j["lambda_identity"] = c.get_float("model.lambda_identity");
+    j["g_blocks"] = c.get_int("model.g_blocks");
+    j["pool_size"] = c.get_int("model.pool_size");
+  }
+  j["params"] = B::write_state(model.module(), dir);
+  model.module().train();
+  torch::manual_seed(7);
+  const torch::Tensor x =
+      torch::randint(0, 256, {batch, 2, 28, 28}).to(torch::kFloat32) / 127.5 - 1;
+  gm::io::write_npy(dir + "/check_x.npy", x);
+  const torch::Tensor a = x.narrow(1, 0, 1), b = x.narrow(1, 1, 1);
+  const auto loss = gm::gan::parse_loss(c.get_string("model.loss"));
+  model.module().zero_grad();
+  if (name == "pix2pix") {
+    auto g = child<gm::gan::UnetGeneratorImpl>(model.module(), "g");
+    auto d = child<gm::gan::PatchDiscriminatorImpl>(model.module(), "d");
+    const torch::Tensor fake = g->forward(a);
+    torch::Tensor ld =
+        0.5 * gm::gan::discriminator_loss(loss, d->forward(torch::cat({a, b}, 1)),
+                                          d->forward(torch::cat({a, fake.detach()}, 1)));
+    ld.backward();
+    j["check_d_loss"] = ld.item<double>();
+    j["check_d_grad_norm"] = grad_norm(*d);
+    model.module().zero_grad();
+    torch::Tensor lg = gm::gan::generator_loss(loss, d->forward(torch::cat({a, fake}, 1))) +
+                       c.get_float("model.lambda_l1") * (fake - b).abs().mean();
+    lg.backward();
+    j["check_g_loss"] = lg.item<double>();
+    j["check_g_grad_norm"] = grad_norm(*g);
+  } else {
+    auto ga = child<gm::gan::ResnetGeneratorImpl>(model.module(), "g_a");
+    auto gb = child<gm::gan::ResnetGeneratorImpl>(model.module(), "g_b");
+    auto da = child<gm::gan::PatchDiscriminatorImpl>(model.module(), "d_a");
+    auto db = child<gm::gan::PatchDiscriminatorImpl>(model.module(), "d_b");
+    const double lc = c.get_float("model.lambda_cycle"), li = c.get_float("model.lambda_identity");
+    const torch::Tensor fake_b = ga->forward(a), fake_a = gb->forward(b);
+    torch::Tensor lg =
+        gm::gan::generator_loss(loss, da->forward(fake_b)) +
+        gm::gan::generator_loss(loss, db->forward(fake_a)) +
+        lc * ((gb->forward(fake_b) - a).abs().mean() + (ga->forward(fake_a) - b).abs().mean()) +
+        lc * li * ((ga->forward(b) - b).abs().mean() + (gb->forward(a) - a).abs().mean());
+    lg.backward();
+    j["check_g_loss"] = lg.item<double>();
+    j["check_g_grad_norm"] = std::hypot(grad_norm(*ga), grad_norm(*gb));
+    model.module().zero_grad();
+    torch::Tensor ld =
+        0.5 * gm::gan::discriminator_loss(loss, da->forward(b), da->forward(fake_b.detach()));
+    ld.backward();
+    j["check_d_loss"] = ld.item<double>();
+    j["check_d_grad_norm"] = grad_norm(*da);
+  }
+  model.module().zero_grad();
+  return j;
+}
+
 struct Row {
-  std::string name;
+  std::string name, model_name;
   std::unique_ptr<gm::Model> model;
   gm::Config config;
   int64_t batch = 64;
@@ -189,12 +268,14 @@ Json time_steps(Row& r, const B::TwinArgs& a) {
   main.beta1 = r.config.get_float("train.beta1");
   main.beta2 = r.config.get_float("train.beta2");
   torch::manual_seed(0);
+  const int64_t channels = is_translation(r.model_name) ? 2 : 1;
   gm::data::Batcher::Batch batch{
-      torch::randint(0, 256, {r.batch, 1, 28, 28}).to(torch::kFloat32) / 127.5 - 1,
+      torch::randint(0, 256, {r.batch, channels, 28, 28}).to(torch::kFloat32) / 127.5 - 1,
       torch::randint(0, 10, {r.batch}, torch::kLong)};
   BenchContext ctx(model.optimizers(main), batch);
-  auto g = child<gm::gan::GeneratorImpl>(model.module(), "g");
-  gm::train::Ema ema(*g, 0.999, true);
+  std::vector<std::pair<torch::nn::Module*, gm::train::Ema>> emas;
+  for (const auto& e : model.ema_targets())
+    emas.emplace_back(e.module, gm::train::Ema(*e.module, 0.999, true));
   std::vector<double> total, dt, gt, et;
   // GM_BENCH_PROFILE=PREFIX: also write a Chrome trace of 2 extra steps to PREFIX.NAME.json.
   const char* profile = std::getenv("GM_BENCH_PROFILE");
@@ -208,11 +289,13 @@ Json time_steps(Row& r, const B::TwinArgs& a) {
     ctx.start();
     model.train_step(batch, ctx);
     const auto t1 = B::Clock::now();
-    ema.update(*g, i + 1);
+    for (auto& [m, ema] : emas) ema.update(*m, i + 1);
     if (i < a.warmup || i >= a.warmup + a.iters) continue;
     total.push_back(B::secs(t0));
-    dt.push_back(ctx.phase["d"]);
-    gt.push_back(ctx.phase["g"]);
+    double d_s = 0, g_s = 0;  // "d", "d_a", "d_b" / "g", "g_a"
+    for (const auto& [name, secs] : ctx.phase) (name[0] == 'd' ? d_s : g_s) += secs;
+    dt.push_back(d_s);
+    gt.push_back(g_s);
     et.push_back(B::secs(t1));
   }
   return {{"median_s", B::median(total)},
@@ -224,15 +307,21 @@ Json time_steps(Row& r, const B::TwinArgs& a) {
 int main(int argc, char** argv) try {
   B::TwinArgs a;
   a.json_path = B::source_dir() + "/bench/results/gan_bench.json";
-  a.configs = "dcgan,dcgan-bf16,wgan-gp";
+  a.configs = "dcgan,dcgan-bf16,wgan-gp,pix2pix,cyclegan";
   B::parse_twin_args(argc, argv, a,
                      "gan_bench [--json PATH] [--threads N] [--warmup N] [--iters N] "
-                     "[--configs dcgan,dcgan-bf16,dcgan-uncond,wgan-gp,wgan-gp-bf16] "
+                     "[--configs dcgan,dcgan-bf16,dcgan-uncond,wgan-gp,wgan-gp-bf16,pix2pix,"
+                     "cyclegan] "
                      "[--no-python]");
   gm::DataInfo info;
   info.dataset = "fashion-mnist-shaped (random 8-bit levels, 10 classes)";
   info.shape = {1, 28, 28};
   for (int k = 0; k < 10; ++k) info.class_names.push_back("class" + std::to_string(k));
+  gm::DataInfo pair_info;  // one gray image per domain, as fmnist-edges
+  pair_info.dataset = "two-domain fashion-mnist-shaped (random 8-bit levels)";
+  pair_info.shape = {2, 28, 28};
+  pair_info.class_names = {"pairs"};
+  pair_info.channels_a = 1;
   const std::string dir = B::temp_dir("gan_bench");
   Json manifest, out;
   out["load_before"] = B::load_string();
@@ -246,12 +335,16 @@ int main(int argc, char** argv) try {
     const auto& entry = gm::find_model(bc->model);
     Row r;
     r.name = name;
+    r.model_name = bc->model;
     r.config = gm::make_config(entry);
     for (const auto& s : bc->sets) r.config.set_assignment(s);
     r.batch = r.config.get_int("train.batch_size");
     torch::manual_seed(1234);
-    r.model = entry.create(r.config, info);
-    Json j = write_config(*r.model, r.config, dir + "/" + name, r.batch);
+    const bool translation = is_translation(bc->model);
+    r.model = entry.create(r.config, translation ? pair_info : info);
+    Json j = translation ? write_translation_config(bc->model, *r.model, r.config, dir + "/" + name,
+                                                    r.batch)
+                         : write_config(*r.model, r.config, dir + "/" + name, r.batch);
     j["name"] = name;
     j["batch"] = r.batch;
     j["lr"] = r.config.get_float("train.lr");

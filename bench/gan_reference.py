@@ -12,6 +12,7 @@ weight_v) and a fixed batch with fixed latents: the twin must reproduce the C++ 
 generator losses and gradient norms before it times the step (n_critic discriminator steps with
 fresh latents, then the generator step, then the generator's EMA).
 """
+import math
 import os
 import statistics
 import sys
@@ -104,6 +105,273 @@ class GanNet(nn.Module):
         super().__init__()
         self.g = Generator(cfg)
         self.d = Discriminator(cfg)
+
+
+# ---------------------------------------------------------------- translation (pix2pix, cyclegan)
+class Norm2d(nn.Module):
+    def __init__(self, kind, c):
+        super().__init__()
+        if kind == "batch":
+            self.bn = nn.BatchNorm2d(c)
+        else:
+            self.inorm = nn.InstanceNorm2d(c, affine=False)
+        self.kind = kind
+
+    def forward(self, x):
+        return self.bn(x) if self.kind == "batch" else self.inorm(x)
+
+
+class UnetGenerator(nn.Module):
+    def __init__(self, c_in, c_out, size, ch, norm):
+        super().__init__()
+        k, s = 0, size
+        while s % 2 == 0 and s // 2 >= 1 and k < 8:
+            s //= 2
+            k += 1
+        c = lambda i: min(ch << i, 8 * ch)
+        self.k, self.has_mid = k, s > 1
+        for i in range(k):
+            setattr(self, f"down{i}", nn.Conv2d(c_in if i == 0 else c(i - 1), c(i), 4, 2, 1))
+            if i > 0 and not (i == k - 1 and s == 1):
+                setattr(self, f"down_norm{i}", Norm2d(norm, c(i)))
+        if self.has_mid:
+            self.mid = nn.Conv2d(c(k - 1), c(k - 1), 3, 1, 1)
+            self.mid2 = nn.Conv2d(c(k - 1), c(k - 1), 3, 1, 2, dilation=2)
+        for i in range(k - 1, -1, -1):
+            cin = c(i) if (i == k - 1 and not self.has_mid) else 2 * c(i)
+            cout = c_out if i == 0 else c(i - 1)
+            setattr(self, f"up{i}", nn.ConvTranspose2d(cin, cout, 4, 2, 1))
+            if i > 0:
+                setattr(self, f"up_norm{i}", Norm2d(norm, cout))
+
+    def forward(self, x):
+        d, h = [], x
+        for i in range(self.k):
+            h = getattr(self, f"down{i}")(h if i == 0 else F.leaky_relu(h, 0.2))
+            if hasattr(self, f"down_norm{i}"):
+                h = getattr(self, f"down_norm{i}")(h)
+            d.append(h)
+        k = self.k
+        h = torch.cat([d[k - 1], self.mid2(F.relu(self.mid(F.leaky_relu(d[k - 1], 0.2))))], 1) \
+            if self.has_mid \
+            else d[k - 1]
+        for i in range(k - 1, -1, -1):
+            if i < k - 1:
+                h = torch.cat([d[i], h], 1)
+            h = getattr(self, f"up{i}")(F.relu(h))
+            if i == 0:
+                return torch.tanh(h)
+            h = getattr(self, f"up_norm{i}")(h)
+        return h
+
+
+class ResnetBlock(nn.Module):
+    def __init__(self, c, norm):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(c, c, 3), nn.Conv2d(c, c, 3)
+        self.norm1, self.norm2 = Norm2d(norm, c), Norm2d(norm, c)
+
+    def forward(self, x):
+        h = F.relu(self.norm1(self.conv1(F.pad(x, (1, 1, 1, 1), mode="reflect"))))
+        return x + self.norm2(self.conv2(F.pad(h, (1, 1, 1, 1), mode="reflect")))
+
+
+class ResnetGenerator(nn.Module):
+    def __init__(self, c_io, k, blocks, norm):
+        super().__init__()
+        self.conv_in, self.n_in = nn.Conv2d(c_io, k, 7), Norm2d(norm, k)
+        self.down1, self.n_down1 = nn.Conv2d(k, 2 * k, 3, 2, 1), Norm2d(norm, 2 * k)
+        self.down2, self.n_down2 = nn.Conv2d(2 * k, 4 * k, 3, 2, 1), Norm2d(norm, 4 * k)
+        self.blocks = blocks
+        for i in range(blocks):
+            setattr(self, f"block{i}", ResnetBlock(4 * k, norm))
+        self.up1, self.n_up1 = nn.ConvTranspose2d(4 * k, 2 * k, 4, 2, 1), Norm2d(norm, 2 * k)
+        self.up2, self.n_up2 = nn.ConvTranspose2d(2 * k, k, 4, 2, 1), Norm2d(norm, k)
+        self.conv_out = nn.Conv2d(k, c_io, 7)
+
+    def forward(self, x):
+        h = F.relu(self.n_in(self.conv_in(F.pad(x, (3, 3, 3, 3), mode="reflect"))))
+        h = F.relu(self.n_down1(self.down1(h)))
+        h = F.relu(self.n_down2(self.down2(h)))
+        for i in range(self.blocks):
+            h = getattr(self, f"block{i}")(h)
+        h = F.relu(self.n_up1(self.up1(h)))
+        h = F.relu(self.n_up2(self.up2(h)))
+        return torch.tanh(self.conv_out(F.pad(h, (3, 3, 3, 3), mode="reflect")))
+
+
+class PatchDiscriminator(nn.Module):
+    def __init__(self, c_in, ch, layers, norm):
+        super().__init__()
+        self.n = layers + 2
+        for i in range(self.n):
+            last = i == layers + 1
+            out = 1 if last else ch * min(1 << i, 8)
+            setattr(self, f"conv{i}", nn.Conv2d(c_in, out, 4, 2 if i < layers else 1, 1))
+            if 0 < i and not last:
+                setattr(self, f"norm{i}", Norm2d(norm, out))
+            c_in = out
+
+    def forward(self, x):
+        h = x
+        for i in range(self.n):
+            h = getattr(self, f"conv{i}")(h)
+            if i + 1 == self.n:
+                break
+            if hasattr(self, f"norm{i}"):
+                h = getattr(self, f"norm{i}")(h)
+            h = F.leaky_relu(h, 0.2)
+        return h
+
+
+class ImagePool(nn.Module):
+    def __init__(self, capacity, shape):
+        super().__init__()
+        self.capacity = capacity
+        self.register_buffer("images", torch.zeros(capacity, *shape))
+        self.register_buffer("count", torch.zeros((), dtype=torch.int64))
+
+    @torch.no_grad()
+    def query(self, x):
+        out, count = x.clone(), int(self.count)
+        u, slot = torch.rand(x.shape[0]), torch.randint(0, self.capacity, (x.shape[0],))
+        for i in range(x.shape[0]):
+            if count < self.capacity:
+                self.images[count] = x[i]
+                count += 1
+            elif u[i] > 0.5:
+                s = int(slot[i])
+                out[i] = self.images[s]
+                self.images[s] = x[i]
+        self.count.fill_(count)
+        return out
+
+
+class Pix2PixNet(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.g = UnetGenerator(1, 1, cfg["size"], cfg["g_channels"], cfg["norm"])
+        self.d = PatchDiscriminator(2, cfg["d_channels"], cfg["d_layers"], cfg["norm"])
+
+
+class CycleGanNet(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        k, b, n = cfg["g_channels"], cfg["g_blocks"], cfg["norm"]
+        self.g_a, self.g_b = ResnetGenerator(1, k, b, n), ResnetGenerator(1, k, b, n)
+        self.d_a = PatchDiscriminator(1, cfg["d_channels"], cfg["d_layers"], n)
+        self.d_b = PatchDiscriminator(1, cfg["d_channels"], cfg["d_layers"], n)
+        shape = (1, cfg["size"], cfg["size"])
+        self.pool_a = ImagePool(cfg["pool_size"], shape)
+        self.pool_b = ImagePool(cfg["pool_size"], shape)
+
+
+def translation_losses(net, cfg, x):
+    """The step's losses in order (pix2pix: D then G; cyclegan: G then D_A, D_B) as closures."""
+    a, b, kind = x[:, :1], x[:, 1:], cfg["loss"]
+    if cfg["model"] == "pix2pix":
+        fake = net.g(a)
+
+        def d_step():
+            return 0.5 * d_loss(kind, net.d(torch.cat([a, b], 1)),
+                                net.d(torch.cat([a, fake.detach()], 1)))
+
+        def g_step():
+            return g_loss(kind, net.d(torch.cat([a, fake], 1))) + \
+                cfg["lambda_l1"] * (fake - b).abs().mean()
+        return [("d", d_step), ("g", g_step)]
+    lc, li = cfg["lambda_cycle"], cfg["lambda_identity"]
+    st = {}
+
+    def g_step():
+        st["fb"], st["fa"] = net.g_a(a), net.g_b(b)
+        fb, fa = st["fb"], st["fa"]
+        loss = g_loss(kind, net.d_a(fb)) + g_loss(kind, net.d_b(fa)) + \
+            lc * ((net.g_b(fb) - a).abs().mean() + (net.g_a(fa) - b).abs().mean())
+        if li > 0:
+            loss = loss + lc * li * ((net.g_a(b) - b).abs().mean() + (net.g_b(a) - a).abs().mean())
+        return loss
+
+    def da_step():
+        return 0.5 * d_loss(kind, net.d_a(b), net.d_a(net.pool_a.query(st["fb"].detach())))
+
+    def db_step():
+        return 0.5 * d_loss(kind, net.d_b(a), net.d_b(net.pool_b.query(st["fa"].detach())))
+    return [("g", g_step), ("d_a", da_step), ("d_b", db_step)]
+
+
+def validate_translation(net, d, cfg):
+    x = tc.load(d, "check_x")
+    net.train()
+    net.zero_grad()
+    steps = dict(translation_losses(net, cfg, x))
+    out = {}
+    if cfg["model"] == "pix2pix":
+        ld = steps["d"]()
+        ld.backward()
+        out["d"] = tc.validate(cfg["name"] + " D", "loss", ld.item(), cfg["check_d_loss"],
+                               tc.grad_norm(net.d), cfg["check_d_grad_norm"])
+        net.zero_grad()
+        lg = steps["g"]()
+        lg.backward()
+        out["g"] = tc.validate(cfg["name"] + " G", "loss", lg.item(), cfg["check_g_loss"],
+                               tc.grad_norm(net.g), cfg["check_g_grad_norm"])
+    else:
+        lg = steps["g"]()
+        lg.backward()
+        gn = math.hypot(tc.grad_norm(net.g_a), tc.grad_norm(net.g_b))
+        out["g"] = tc.validate(cfg["name"] + " G", "loss", lg.item(), cfg["check_g_loss"], gn,
+                               cfg["check_g_grad_norm"])
+        net.zero_grad()
+        ld = steps["d_a"]()  # the pool is still filling: it returns its input
+        ld.backward()
+        out["d"] = tc.validate(cfg["name"] + " D_A", "loss", ld.item(), cfg["check_d_loss"],
+                               tc.grad_norm(net.d_a), cfg["check_d_grad_norm"])
+    net.zero_grad()
+    return out
+
+
+def time_translation(net, cfg, x, warmup, iters):
+    """TranslationModel::train_step (D frozen in G steps) + the generators' EMAs."""
+    betas = (cfg["beta1"], cfg["beta2"])
+    groups = {"g": net.g, "d": net.d} if cfg["model"] == "pix2pix" else \
+        {"g": nn.ModuleList([net.g_a, net.g_b]), "d_a": net.d_a, "d_b": net.d_b}
+    opts = {k: torch.optim.Adam(m.parameters(), lr=cfg["lr"], betas=betas)
+            for k, m in groups.items()}
+    d_params = [p for k, m in groups.items() if k.startswith("d") for p in m.parameters()]
+    g_params = list(groups["g"].parameters())
+    shadow = [p.detach().clone() for p in g_params]
+    net.train()
+    times, ph = [], {"d_s": [], "g_s": [], "ema_s": []}
+    for i in range(warmup + iters):
+        t0 = time.perf_counter()
+        spent = {"d_s": 0.0, "g_s": 0.0}
+        mark = t0
+        for name, step in translation_losses(net, cfg, x):
+            if name == "g":
+                for p in d_params:
+                    p.requires_grad_(False)
+            loss = step()
+            loss.item()
+            opts[name].zero_grad()
+            loss.backward()
+            opts[name].step()
+            if name == "g":
+                for p in d_params:
+                    p.requires_grad_(True)
+            now = time.perf_counter()
+            spent["g_s" if name == "g" else "d_s"] += now - mark
+            mark = now
+        t2 = time.perf_counter()
+        tc.ema_update(shadow, g_params, i + 1)
+        t3 = time.perf_counter()
+        if i >= warmup:
+            times.append(t3 - t0)
+            ph["d_s"].append(spent["d_s"])
+            ph["g_s"].append(spent["g_s"])
+            ph["ema_s"].append(t3 - t2)
+    return {"median_s": statistics.median(times), "times": times,
+            "phases": {k: statistics.median(v) for k, v in ph.items()}}
 
 
 def d_loss(kind, real, fake):
@@ -217,11 +485,7 @@ def time_steps(net, cfg, x, y, warmup, iters):
         for p in d_params:
             p.requires_grad_(True)
         t2 = time.perf_counter()
-        k = i + 1
-        decay = min(0.999, (1 + k) / (10 + k))
-        with torch.no_grad():
-            torch._foreach_mul_(shadow, decay)
-            torch._foreach_add_(shadow, g_params, alpha=1 - decay)
+        tc.ema_update(shadow, g_params, i + 1)
         t3 = time.perf_counter()
         if i >= warmup:
             times.append(t3 - t0)
@@ -238,6 +502,18 @@ def main():
     out = {"torch": torch.__version__, "threads": torch.get_num_threads()}
     for cfg in manifest["configs"]:
         d = os.path.join(a.dir, cfg["name"])
+        if cfg.get("model") in ("pix2pix", "cyclegan"):
+            net = Pix2PixNet(cfg) if cfg["model"] == "pix2pix" else CycleGanNet(cfg)
+            net.load_state_dict({n: tc.load(d, "param." + n) for n in cfg["params"]}, strict=True)
+            check = validate_translation(net, d, cfg)
+            torch.manual_seed(0)
+            b = cfg["batch"]
+            x = torch.randint(0, 256, (b, 2, 28, 28)).float() / 127.5 - 1
+            r = time_translation(net, cfg, x, a.warmup, a.iters)
+            r["validation"] = check
+            out[cfg["name"]] = r
+            print(f"[python] {cfg['name']}: {b / r['median_s']:.0f} img/s")
+            continue
         net = GanNet(cfg)
         load_weights(net, d, cfg)
         check = validate(net, d, cfg)

@@ -51,6 +51,15 @@ def validate(name, what, value, cpp_value, gnorm, cpp_gnorm, tol=1e-4):
     return {what.replace(" ", "_") + "_rel_err": rv, "grad_norm_rel_err": rg}
 
 
+def ema_update(shadow, params, n):
+    """The trainer's EMA after optimizer step n (1-based), with the warm-up decay of
+    src/genmodels/train/ema.h: min(0.999, (1 + n) / (10 + n))."""
+    decay = min(0.999, (1 + n) / (10 + n))
+    with torch.no_grad():
+        torch._foreach_mul_(shadow, decay)
+        torch._foreach_add_(shadow, params, alpha=1 - decay)
+
+
 def time_train(net, loss_fn, lr, clip, warmup, iters):
     """The trainer's step: returns median seconds, all times and per-phase medians."""
     params = list(net.parameters())
@@ -70,11 +79,7 @@ def time_train(net, loss_fn, lr, clip, warmup, iters):
             torch.nn.utils.clip_grad_norm_(params, clip)
         opt.step()
         t3 = time.perf_counter()
-        n = i + 1
-        decay = min(0.999, (1 + n) / (10 + n))
-        with torch.no_grad():
-            torch._foreach_mul_(shadow, decay)
-            torch._foreach_add_(shadow, params, alpha=1 - decay)
+        ema_update(shadow, params, i + 1)
         t4 = time.perf_counter()
         if i >= warmup:
             times.append(t4 - t0)

@@ -140,6 +140,8 @@ int run(int argc, char** argv) {
   translate->add_option("--n", tr.n, "translate the first N inputs (0 = all)");
   translate->add_option("--seed", tr.seed, "random seed (pix2pix's test-time dropout)");
   translate->add_flag("--grid-only", tr.grid_only, "write only grid.png, not one PNG per output");
+  translate->add_option("--set", tr.sets,
+                        "override a sample.* key: --set sample.test_dropout=false (repeatable)");
   translate->add_flag("--raw-weights", tr.raw_weights, "use raw instead of EMA weights");
   translate->add_option("--threads", tr.threads, "CPU threads (0 = all cores)");
 

@@ -67,7 +67,12 @@ UnetGeneratorImpl::UnetGeneratorImpl(UnetOptions o) : o_(o) {
         norm ? register_module("down_norm" + std::to_string(i), Norm2d(o_.norm, ch(i)))
              : Norm2d(nullptr));
   }
-  if (s > 1) mid_ = register_module("mid", conv(ch(k - 1), ch(k - 1), 3, 1, 1));
+  if (s > 1) {
+    mid_ = register_module("mid", conv(ch(k - 1), ch(k - 1), 3, 1, 1));
+    mid2_ = register_module(
+        "mid2", torch::nn::Conv2d(
+                    torch::nn::Conv2dOptions(ch(k - 1), ch(k - 1), 3).padding(2).dilation(2)));
+  }
   ups_.resize(k, nullptr);
   up_norms_.resize(k, nullptr);
   for (int64_t i = k - 1; i >= 0; --i) {
@@ -90,14 +95,15 @@ torch::Tensor UnetGeneratorImpl::forward(const torch::Tensor& x) {
   // The innermost block (the bottleneck convolution, or the 1x1 level) counts as level
   // `inner`; dropout acts in the dropout_layers decoder levels just outside it, never the output.
   const int64_t inner = mid_ ? k : k - 1;
-  h = mid_ ? torch::cat({d[k - 1], mid_->forward(lrelu(d[k - 1]))}, 1) : d[k - 1];
+  h = mid_ ? torch::cat({d[k - 1], mid2_->forward(torch::relu(mid_->forward(lrelu(d[k - 1]))))}, 1)
+           : d[k - 1];
   for (int64_t i = k - 1; i >= 0; --i) {
     if (i < k - 1) h = torch::cat({d[i], h}, 1);
     h = ups_[i]->forward(torch::relu(h));
     if (i == 0) return torch::tanh(h);
     h = up_norms_[i]->forward(h);
     if (o_.dropout > 0 && i >= std::max<int64_t>(1, inner - o_.dropout_layers) && i < inner)
-      h = torch::dropout(h, o_.dropout, /*train=*/true);  // also at test time (Isola et al.)
+      h = torch::dropout(h, o_.dropout, is_training() || o_.test_dropout);
   }
   return h;
 }

@@ -5,7 +5,7 @@
 // allows (1x1 for 256 = 2^8; 7x7 for 28 = 7 * 4, where a 3x3 bottleneck convolution follows), a
 // mirrored decoder of stride-2 up-convolutions (ReLU, norm) that takes the encoder's map of the
 // same size as a skip connection (concatenated), dropout 0.5 in the innermost decoder layers as the
-// noise source (applied at test time as well, as the paper does), tanh out.
+// noise source (at test time too when test_dropout is set, as the paper does), tanh out.
 //
 // ResnetGenerator (Zhu et al. 2017, CycleGAN, App. 7.2, after Johnson et al. 2016): c7s1-k, d2k,
 // d4k, n residual blocks R4k, u2k, uk, c7s1-out with reflection padding and instance norm.
@@ -52,6 +52,7 @@ struct UnetOptions {
   int64_t max_channels = 512;  ///< the paper's cap
   double dropout = 0.5;        ///< in the innermost decoder layers (0 = off)
   int64_t dropout_layers = 3;  ///< how many decoder layers, innermost first (never the last)
+  bool test_dropout = false;   ///< dropout in eval mode too (Isola et al.'s test protocol)
   NormKind norm = NormKind::Batch;
 };
 
@@ -65,9 +66,12 @@ class UnetGeneratorImpl : public torch::nn::Module {
   UnetOptions o_;
   std::vector<torch::nn::Conv2d> downs_;
   std::vector<Norm2d> down_norms_;  ///< null for the first level
-  torch::nn::Conv2d mid_{nullptr};  ///< 3x3 bottleneck when the smallest map is larger than 1x1
-  std::vector<nn::UpConv2x> ups_;   ///< ups_[i] produces level i's resolution (i = 0: output)
-  std::vector<Norm2d> up_norms_;    ///< null for the output level
+  /// Bottleneck when the smallest map is larger than 1x1 (28 -> 7x7): a 3x3 convolution and a
+  /// 3x3 one with dilation 2, whose 7-cell receptive field spans a 7x7 map, as the paper's 1x1
+  /// bottleneck spans the image.
+  torch::nn::Conv2d mid_{nullptr}, mid2_{nullptr};
+  std::vector<nn::UpConv2x> ups_;  ///< ups_[i] produces level i's resolution (i = 0: output)
+  std::vector<Norm2d> up_norms_;   ///< null for the output level
 };
 TORCH_MODULE(UnetGenerator);
 

@@ -208,7 +208,7 @@ LoadedRun load_run(const std::string& run, bool raw, const std::vector<std::stri
 
 TranslateResult run_translate(const TranslateArgs& a) {
   set_threads(a.threads);
-  LoadedRun r = load_run(a.run, a.raw_weights, {});
+  LoadedRun r = load_run(a.run, a.raw_weights, a.sets);
   if (r.model->default_direction().empty())
     throw Error(a.run + " is a '" + r.entry->name +
                 "' run; translate takes pix2pix and cyclegan runs (sample draws from the others)");

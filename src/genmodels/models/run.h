@@ -64,9 +64,10 @@ struct TranslateArgs {
   std::string run;        ///< a pix2pix or cyclegan run directory
   std::string input;      ///< DIR of images, FILE.png, FILE.npy, or a dataset spec (test split)
   std::string direction;  ///< "AtoB", "BtoA" or "" (the run's)
-  std::string out;        ///< output directory ("" = RUN/translations)
-  std::string npy;        ///< also write the outputs as uint8 .npy ("" = none)
-  int64_t n = 0;          ///< translate the first n inputs (0 = all)
+  std::vector<std::string> sets;  ///< "sample.KEY=V" overrides (e.g. sample.test_dropout=false)
+  std::string out;                ///< output directory ("" = RUN/translations)
+  std::string npy;                ///< also write the outputs as uint8 .npy ("" = none)
+  int64_t n = 0;                  ///< translate the first n inputs (0 = all)
   uint64_t seed = 0;
   bool grid_only = false;    ///< skip the one-PNG-per-output files
   bool raw_weights = false;  ///< raw instead of EMA weights
