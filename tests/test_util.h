@@ -68,4 +68,21 @@ inline std::map<std::string, torch::Tensor> checkpoint_tensors(const std::string
   return out;
 }
 
+/// Asserts that two checkpoints hold equal tensors under every name except wall time and the
+/// optimizer sections (LibTorch keys optimizer state by tensor address); returns how many.
+inline int expect_same_checkpoint_tensors(const std::string& a, const std::string& b) {
+  const auto ta = checkpoint_tensors(a), tb = checkpoint_tensors(b);
+  int checked = 0;
+  for (const auto& [name, t] : ta) {
+    if (name == "elapsed" || name.rfind("optimizer/", 0) == 0) continue;
+    if (!tb.count(name)) {
+      ADD_FAILURE() << name << " missing from " << b;
+      continue;
+    }
+    EXPECT_TRUE(torch::equal(t, tb.at(name))) << name;
+    ++checked;
+  }
+  return checked;
+}
+
 }  // namespace gm::test

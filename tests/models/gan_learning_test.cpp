@@ -77,16 +77,10 @@ TEST(GanLearning, ResumeIsBitIdentical) {
   b.resume = true;
   b.data.reset();
   gm::run_train(b);
+  EXPECT_GT(
+      gm::test::expect_same_checkpoint_tensors(a.out + "/checkpoint.pt", b.out + "/checkpoint.pt"),
+      20);
   const auto ta = gm::test::checkpoint_tensors(a.out + "/checkpoint.pt");
-  const auto tb = gm::test::checkpoint_tensors(b.out + "/checkpoint.pt");
-  int checked = 0;
-  for (const auto& [name, t] : ta) {
-    if (name == "elapsed" || name.rfind("optimizer/", 0) == 0) continue;  // wall time; addresses
-    ASSERT_TRUE(tb.count(name)) << name;
-    EXPECT_TRUE(torch::equal(t, tb.at(name))) << name;
-    ++checked;
-  }
-  EXPECT_GT(checked, 20);
   EXPECT_TRUE(ta.count("ema/g/hidden0.weight") && !ta.count("ema/d/head.weight"));
 }
 

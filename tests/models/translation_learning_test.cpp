@@ -158,16 +158,10 @@ TEST(TranslationLearning, FourOptimizerResumeIsBitIdentical) {
   split.data.reset();
   split.data_b.reset();
   gm::run_train(split);
+  EXPECT_GT(gm::test::expect_same_checkpoint_tensors(straight.out + "/checkpoint.pt",
+                                                     split.out + "/checkpoint.pt"),
+            40);
   const auto ta = gm::test::checkpoint_tensors(straight.out + "/checkpoint.pt");
-  const auto tb = gm::test::checkpoint_tensors(split.out + "/checkpoint.pt");
-  int checked = 0;
-  for (const auto& [name, t] : ta) {
-    if (name == "elapsed" || name.rfind("optimizer/", 0) == 0) continue;  // wall time; addresses
-    ASSERT_TRUE(tb.count(name)) << name;
-    EXPECT_TRUE(torch::equal(t, tb.at(name))) << name;
-    ++checked;
-  }
-  EXPECT_GT(checked, 40);
   for (const char* key : {"model/pool_a/images", "model/pool_b/count", "ema/g_a/conv_in.weight",
                           "ema/g_b/conv_in.weight", "model/d_b/conv0/weight"})
     EXPECT_TRUE(ta.count(key)) << key;

@@ -1,10 +1,14 @@
 // Internal: loading a folder of PNG/JPEG/BMP images as a labelled Dataset ("folder:DIR").
 #pragma once
+#include <filesystem>
 #include <string>
 
 #include "genmodels/data/dataset.h"
 
 namespace gm::data {
+
+/// True for the image files the data layer decodes: .png, .jpg, .jpeg, .bmp (any case).
+bool is_image_file(const std::filesystem::path& p);
 
 /// Loads every image under `dir` (classes = sorted sub-folders, or one class when the images sit
 /// directly in `dir`), converted to options.channels and resized/center-cropped to

@@ -9,6 +9,7 @@
 #include <system_error>
 
 #include "genmodels/core/error.h"
+#include "genmodels/data/image_folder.h"
 #include "genmodels/io/image.h"
 
 namespace gm::data {
@@ -17,13 +18,6 @@ namespace {
 
 bool starts_with(const std::string& s, const std::string& prefix) {
   return s.rfind(prefix, 0) == 0;
-}
-
-bool is_image_file(const fs::path& p) {
-  std::string ext = p.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(),
-                 [](unsigned char c) { return std::tolower(c); });
-  return ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp";
 }
 
 // The folder of a split: DIR/train or DIR/test (DIR/val when there is no test) when DIR has a

@@ -8,6 +8,7 @@
 
 #include "genmodels/core/error.h"
 #include "genmodels/data/dataset.h"
+#include "genmodels/data/image_folder.h"
 #include "genmodels/data/paired.h"
 #include "genmodels/io/image.h"
 #include "genmodels/io/npy.h"
@@ -17,13 +18,6 @@
 namespace gm {
 namespace fs = std::filesystem;
 namespace {
-
-bool is_image_path(const fs::path& p) {
-  std::string ext = p.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(),
-                 [](unsigned char c) { return std::tolower(c); });
-  return ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp";
-}
 
 torch::Tensor fit(torch::Tensor x, int64_t channels, int64_t size) {
   if (x.size(1) == 2) x = x.narrow(1, 0, 1);  // gray + alpha
@@ -68,7 +62,8 @@ TranslateInputs read_translate_inputs(const std::string& input, const DataInfo& 
   std::error_code ec;
   if (fs::is_directory(input, ec)) {
     for (const auto& e : fs::directory_iterator(input, ec))
-      if (e.is_regular_file() && is_image_path(e.path()) && e.path().filename().string()[0] != '.')
+      if (e.is_regular_file() && data::is_image_file(e.path()) &&
+          e.path().filename().string()[0] != '.')
         in.names.push_back(e.path().filename().string());
     std::sort(in.names.begin(), in.names.end());
     if (in.names.empty())
@@ -103,7 +98,7 @@ TranslateInputs read_translate_inputs(const std::string& input, const DataInfo& 
     if (d.num_classes() == 10) in.labels = d.y;  // the Fashion-MNIST derived tasks
     return in;
   }
-  if (fs::path(input).has_extension() && is_image_path(input))
+  if (fs::path(input).has_extension() && data::is_image_file(input))
     throw Error("--input " + input + ": no such file");
   o.channels = channels;
   const data::Dataset d = data::load_dataset(input, o);
