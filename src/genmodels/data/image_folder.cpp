@@ -51,6 +51,14 @@ bool is_image_file(const fs::path& p) {
   return ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp";
 }
 
+torch::Tensor image_tensor(torch::Tensor px, int64_t channels, int64_t size) {
+  if (px.size(2) == 2) px = px.slice(2, 0, 1);  // gray + alpha: drop alpha
+  if (px.size(2) == 4) px = px.slice(2, 0, 3);  // RGBA: drop alpha
+  torch::Tensor img = io::from_uint8(px.unsqueeze(0).contiguous());
+  if (channels > 0) img = convert_channels(img, channels);
+  return resize_center_crop(img, size > 0 ? size : std::min(img.size(2), img.size(3)));
+}
+
 Dataset load_image_folder(const std::string& dir, const DataOptions& options,
                           const std::string& spec) {
   std::error_code ec;
@@ -104,13 +112,7 @@ Dataset load_image_folder(const std::string& dir, const DataOptions& options,
   torch::Tensor x = torch::empty({static_cast<int64_t>(files.size()), channels, size, size});
   torch::Tensor y = torch::empty({static_cast<int64_t>(files.size())}, torch::kInt64);
   for (size_t i = 0; i < raw.size(); ++i) {
-    torch::Tensor px = raw[i];
-    const int64_t c = px.size(2);
-    if (c == 2) px = px.slice(2, 0, 1);  // gray + alpha: drop alpha
-    if (c == 4) px = px.slice(2, 0, 3);  // RGBA: drop alpha
-    torch::Tensor img = io::from_uint8(px.unsqueeze(0).contiguous());
-    img = resize_center_crop(convert_channels(img, channels), size);
-    x[static_cast<int64_t>(i)].copy_(img[0]);
+    x[static_cast<int64_t>(i)].copy_(image_tensor(raw[i], channels, size)[0]);
     y[static_cast<int64_t>(i)] = files[i].second;
     raw[i] = torch::Tensor();  // free as we go
   }

@@ -7,6 +7,11 @@
 
 namespace gm::data {
 
+/// Decoded uint8 H x W x C pixels (C = 1..4; alpha is dropped) as a float [-1, 1]
+/// 1 x channels x size x size image (channels 0 = gray or RGB as stored; size 0 = the shorter
+/// side), resized and center-cropped.
+torch::Tensor image_tensor(torch::Tensor pixels, int64_t channels, int64_t size);
+
 /// True for the image files the data layer decodes: .png, .jpg, .jpeg, .bmp (any case).
 bool is_image_file(const std::filesystem::path& p);
 

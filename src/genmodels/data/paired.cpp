@@ -47,15 +47,6 @@ std::vector<std::string> image_names(const fs::path& dir) {
   return out;
 }
 
-// uint8 H x W x C -> float 1 x channels x size x size (size 0 = the image's shorter side).
-torch::Tensor prepare(torch::Tensor px, int64_t channels, int64_t size) {
-  if (px.size(2) == 2) px = px.slice(2, 0, 1);  // gray + alpha
-  if (px.size(2) == 4) px = px.slice(2, 0, 3);  // RGBA
-  torch::Tensor img = io::from_uint8(px.unsqueeze(0).contiguous());
-  if (channels > 0) img = convert_channels(img, channels);
-  return resize_center_crop(img, size > 0 ? size : std::min(img.size(2), img.size(3)));
-}
-
 // Stacks per-example halves into a two-domain dataset; channels default to the richest image.
 Dataset stack_pairs(std::vector<std::pair<torch::Tensor, torch::Tensor>> raw, const DataOptions& o,
                     const std::string& spec) {
@@ -72,7 +63,7 @@ Dataset stack_pairs(std::vector<std::pair<torch::Tensor, torch::Tensor>> raw, co
   std::vector<torch::Tensor> xs;
   xs.reserve(raw.size());
   for (auto& [a, b] : raw) {
-    xs.push_back(torch::cat({prepare(a, ca, size), prepare(b, cb, size)}, 1));
+    xs.push_back(torch::cat({image_tensor(a, ca, size), image_tensor(b, cb, size)}, 1));
     a = b = torch::Tensor();
   }
   Dataset d;

@@ -19,21 +19,18 @@ namespace gm {
 namespace fs = std::filesystem;
 namespace {
 
-torch::Tensor fit(torch::Tensor x, int64_t channels, int64_t size) {
-  if (x.size(1) == 2) x = x.narrow(1, 0, 1);  // gray + alpha
-  if (x.size(1) == 4) x = x.narrow(1, 0, 3);  // RGBA
-  return data::resize_center_crop(data::convert_channels(x, channels), size);
-}
-
 torch::Tensor read_one(const std::string& path, int64_t channels, int64_t size) {
-  return fit(io::from_uint8(io::read_image(path, 0).unsqueeze(0).contiguous()), channels, size);
+  return data::image_tensor(io::read_image(path, 0), channels, size);
 }
 
 torch::Tensor read_npy_images(const std::string& path) {
   torch::Tensor t = io::read_npy(path);
   if (t.scalar_type() == torch::kUInt8) {
     if (t.dim() == 3) return io::from_uint8(t.contiguous());
-    if (t.dim() == 4 && t.size(3) <= 4) return io::from_uint8(t.contiguous());
+    if (t.dim() == 4 && t.size(3) <= 4)  // drop alpha (gray + alpha, RGBA)
+      return io::from_uint8(
+          t.narrow(3, 0, t.size(3) == 2 || t.size(3) == 4 ? t.size(3) - 1 : t.size(3))
+              .contiguous());
   } else if (t.is_floating_point() && t.dim() == 4) {
     return t.to(torch::kFloat32).clamp(-1, 1);
   }
@@ -76,7 +73,8 @@ TranslateInputs read_translate_inputs(const std::string& input, const DataInfo& 
   }
   if (fs::exists(input, ec)) {
     if (fs::path(input).extension() == ".npy") {
-      in.images = fit(read_npy_images(input), channels, size);
+      in.images =
+          data::resize_center_crop(data::convert_channels(read_npy_images(input), channels), size);
     } else {
       in.images = read_one(input, channels, size);
       in.names.push_back(fs::path(input).filename().string());
