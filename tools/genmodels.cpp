@@ -30,9 +30,21 @@ void add_sample_flags(CLI::App* cmd, std::vector<std::string>& sets) {
     if (f.key == "model.precision") help += " {fp32, bf16}";
     const std::string key = f.key;
     cmd->add_option_function<std::string>(
-        f.flag, [&sets, key](const std::string& v) { sets.push_back(key + "=" + v); }, help);
+        f.flag,
+        [&sets, key, flag = f.flag](const std::string& v) {
+          // sample.steps = 0 in a config means "the sampler's default"; as a flag it is a mistake.
+          if (key == "sample.steps" && std::atoll(v.c_str()) < 1)
+            throw gm::Error(flag + " must be >= 1, got '" + v +
+                            "' (omit it for the sampler's default)");
+          sets.push_back(key + "=" + v);
+        },
+        help);
   }
-  cmd->add_option("--set", sets, "override a sample.* key: --set sample.eta=0.5 (repeatable)");
+  // Appended, not assigned: a plain vector option would replace what the flags above pushed.
+  cmd->add_option_function<std::vector<std::string>>(
+      "--set",
+      [&sets](const std::vector<std::string>& v) { sets.insert(sets.end(), v.begin(), v.end()); },
+      "override a sample.* key: --set sample.eta=0.5 (repeatable)");
 }
 
 std::vector<std::string> split_commas(const std::string& text) {

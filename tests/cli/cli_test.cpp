@@ -190,7 +190,11 @@ TEST(Cli, HelpShowsDefaultsAndChoicesAndHidesTestFlags) {
   EXPECT_NE(t.out.find("--resume"), std::string::npos) << t.out;
   Result s = cli("sample --help");
   ASSERT_EQ(s.status, 0) << s.err;
-  EXPECT_NE(s.out.find("{ddpm, ddim}"), std::string::npos) << s.out;  // from the sampler table
+  EXPECT_NE(s.out.find("{ddpm, ddim, euler, heun, euler_a, lms, dpm++2m, dpm++2m_sde, dpm++2s_a, "
+                       "unipc, pc, ode}"),
+            std::string::npos)
+      << s.out;  // from the sampler table
+  EXPECT_NE(s.out.find("{discrete, karras, exponential}"), std::string::npos) << s.out;
   EXPECT_NE(s.out.find("{linspace, leading, trailing}"), std::string::npos) << s.out;
   EXPECT_NE(s.out.find("--n INT=64"), std::string::npos) << s.out;      // --n's default
   EXPECT_NE(s.out.find("[sample.steps]"), std::string::npos) << s.out;  // the key a flag sets
@@ -201,7 +205,7 @@ TEST(Cli, ConfigPrintsCommentedDefaultsThatTrainBack) {
   ASSERT_EQ(c.status, 0) << c.err;
   // One comment line above each key; the model's own defaults (ddpm: lr 1e-3) are in place.
   EXPECT_NE(c.out.find("# peak learning rate\nlr = 0.001\n"), std::string::npos) << c.out;
-  EXPECT_NE(c.out.find("(choices: ddpm, ddim)\nsampler = 'ddim'"), std::string::npos) << c.out;
+  EXPECT_NE(c.out.find("unipc, pc, ode)\nsampler = 'ddim'"), std::string::npos) << c.out;
   const std::string dir = fresh("config");
   fs::create_directories(dir);
   gm::write_file_atomic(dir + "/ddpm.toml", c.out);
@@ -235,6 +239,12 @@ TEST(Cli, SampleKeysAreStoredInTheRunAndOverridable) {
   auto [set, set_text] = sample("set", " --set sample.eta=0");
   EXPECT_EQ(flag_text["eta"], "0");
   EXPECT_TRUE(torch::equal(flag, set));  // a flag is another name for its key
+  // Flags and --set together: neither replaces the other.
+  auto [both, both_text] =
+      sample("both", " --sampler dpm++2m --steps 6 --set sample.schedule=exponential");
+  EXPECT_EQ(both_text["sampler"], "dpm++2m");
+  EXPECT_EQ(both_text["schedule"], "exponential");
+  EXPECT_EQ(both_text["nfe"], "6");
   EXPECT_FALSE(torch::equal(flag, stored));
   auto [again, again_text] = sample("again", "");
   EXPECT_TRUE(torch::equal(again, stored));  // seeded

@@ -81,17 +81,18 @@ TEST(SamplerTable, DrawSamplesEqualsTheFreeFunctions) {
   EXPECT_EQ(drawn.params.at("guidance"), "2");
   EXPECT_EQ(drawn.params.count("variance"), 0u);  // ddim does not read it
 
-  // The same computation by hand: one x_T generator, per-batch noise generators.
+  // The same computation by hand: one x_T generator, one noise stream per sample.
   torch::Generator gen = at::detail::createCPUGenerator(9);
   const torch::Tensor x_T = torch::randn({10, 3}, gen, torch::kFloat32);
   const auto ts = respace_timesteps(100, 7, parse_spacing(o.spacing));
   for (int64_t b = 0; b < 3; ++b) {
     const int64_t lo = 4 * b, hi = std::min<int64_t>(10, lo + 4);
     Conditioning cond{job.cond.labels.slice(0, lo, hi), 2.0, 3};
-    torch::Tensor ref = sample_ddim(d, x_T.slice(0, lo, hi), ts, 0.6, cond,
-                                    at::detail::createCPUGenerator(9 * 1000003 + b + 1));
+    torch::Tensor ref =
+        sample_ddim(d, x_T.slice(0, lo, hi), ts, 0.6, cond, Noise::per_row(9, lo, hi - lo));
     EXPECT_TRUE(torch::equal(ref, drawn.x.slice(0, lo, hi))) << "batch " << b;
   }
+  EXPECT_EQ(drawn.params.at("nfe"), "7");
 
   // sample.steps = 0 means the row's default: every model timestep for ddpm, 50 for ddim.
   o.sampler = "ddpm";

@@ -1,5 +1,6 @@
 // Errors a user can act on: one line naming the file, key or value and how to fix it.
 #pragma once
+#include <sstream>
 #include <stdexcept>
 #include <string>
 
@@ -10,5 +11,12 @@ class Error : public std::runtime_error {
  public:
   explicit Error(const std::string& message) : std::runtime_error(message) {}
 };
+
+/// A number as a message shows it: shortest form with 6 significant digits ("0.001", "2e+04").
+inline std::string num(double v) {
+  std::ostringstream os;
+  os << v;
+  return os.str();
+}
 
 }  // namespace gm

@@ -9,12 +9,6 @@
 namespace gm::diffusion {
 namespace {
 
-std::string num(double v) {
-  std::ostringstream os;
-  os << v;
-  return os.str();
-}
-
 std::string describe(const torch::Tensor& t) {
   return t.defined() ? c10::str(t.sizes(), " ", t.scalar_type()) : std::string("undefined");
 }

@@ -14,12 +14,6 @@ void check_steps(int64_t T, const char* who) {
   if (T < 1) throw Error(std::string(who) + ": T = " + std::to_string(T) + " must be >= 1");
 }
 
-std::string num(double v) {
-  std::ostringstream os;
-  os << v;
-  return os.str();
-}
-
 torch::Tensor f64(int64_t n) { return torch::empty({n}, torch::dtype(torch::kDouble)); }
 
 void check_schedule(const NoiseSchedule& s, const char* who) {

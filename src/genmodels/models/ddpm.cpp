@@ -171,7 +171,7 @@ class Ddpm : public Model {
     res.x = drawn.x;
     res.params = drawn.params;
     res.params["prediction"] = diffusion::to_string(prediction_);
-    res.params["schedule"] = schedule_.name;
+    res.params["noise_schedule"] = schedule_.name;
     if (conditional_)
       res.params["class"] = r.class_label >= 0 ? std::to_string(r.class_label) : "all";
     return res;

@@ -161,6 +161,7 @@ const std::vector<FlagKey>& sample_flags() {
       {"--steps", "sample.steps", "sampler steps (respaced; 0 = the sampler's default)"},
       {"--eta", "sample.eta", "DDIM eta: 0 deterministic, 1 DDPM-like"},
       {"--spacing", "sample.spacing", "timestep spacing"},
+      {"--schedule", "sample.schedule", "noise-level grid of the sigma samplers"},
       {"--variance", "sample.variance", "DDPM variance"},
       {"--guidance", "sample.guidance", "classifier-free guidance scale (1 = none)"},
       {"--temperature", "sample.temperature", "flows: latent temperature (Glow: 0.7)"},
@@ -302,18 +303,18 @@ SampleResult sample_run(const SampleArgs& a) {
   req.n = a.n;
   req.class_label = a.class_label;
   req.seed = a.seed;
-  std::unique_ptr<Progress> bar;
+  std::unique_ptr<Progress> bar;  // made at the first report, which brings the total (ETA)
   if (!a.quiet) {
-    bar = std::make_unique<Progress>(0, 0, "sample", 5.0);
     req.progress = [&](int64_t done, int64_t total) {
-      char buf[48];
-      std::snprintf(buf, sizeof buf, "step %lld/%lld", static_cast<long long>(done),
-                    static_cast<long long>(total));
-      bar->update(done, buf);
+      if (!bar) bar = std::make_unique<Progress>(total, 0, "sample", 5.0);
+      bar->update(done, "");
     };
   }
   SampleResult res = run.model->sample(req);
-  if (bar) bar->finish("");
+  if (bar) {
+    auto nfe = res.params.find("nfe");
+    bar->finish(nfe == res.params.end() ? "" : "NFE " + nfe->second + " per sample");
+  }
   res.params["model"] = run.entry->name;
   res.params["data"] = run.info.dataset;
   res.params["run"] = a.run;
@@ -410,6 +411,8 @@ EvalResult run_eval(const EvalArgs& a) {
     } else {
       result = metrics::evaluate_images(io::to_uint8(drawn.x), drawn.labels, eo);
     }
+    // How the samples were drawn (sampler, steps, nfe, guidance, ... as in the PNG metadata).
+    for (const auto& [key, v] : drawn.params) result["sample"][key] = v;
   } else {
     torch::Tensor images = metrics::load_samples(a.target), labels;
     if (images.size(0) > a.n) images = images.slice(0, 0, a.n);

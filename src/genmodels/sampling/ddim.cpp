@@ -13,14 +13,13 @@ namespace gm::sampling {
 // + sigma z, with sigma = eta sqrt((1-abar_prev)/(1-abar)) sqrt(1 - abar/abar_prev) (eq. 16).
 torch::Tensor sample_ddim(const diffusion::Denoiser& d, torch::Tensor x_T,
                           const std::vector<int64_t>& timesteps, double eta,
-                          const diffusion::Conditioning& cond, std::optional<torch::Generator> gen,
+                          const diffusion::Conditioning& cond, const Noise& noise,
                           const std::function<void(int64_t, int64_t)>& callback, bool clip_x0) {
   torch::NoGradGuard no_grad;
   const auto& sched = d.schedule();
   check_timesteps(timesteps, sched.num_steps(), "sample_ddim");
   if (!(eta >= 0.0)) throw Error("sample_ddim: eta = " + std::to_string(eta) + " must be >= 0");
   if (!x_T.defined() || x_T.dim() < 1) throw Error("sample_ddim: x_T must be an N x ... tensor");
-  const c10::optional<at::Generator> g = gen ? c10::optional<at::Generator>(*gen) : c10::nullopt;
   const int64_t n = x_T.size(0), steps = static_cast<int64_t>(timesteps.size());
   auto t_opts = torch::dtype(torch::kFloat).device(x_T.device());
   torch::Tensor x = std::move(x_T);
@@ -36,7 +35,7 @@ torch::Tensor sample_ddim(const diffusion::Denoiser& d, torch::Tensor x_T,
     // eq. 12: predicted x0, direction pointing to x_t, random noise
     const double dir = std::sqrt(std::max(1.0 - ab_prev - sigma * sigma, 0.0));
     x = x0 * std::sqrt(ab_prev) + eps * dir;
-    if (sigma > 0.0) x.add_(torch::randn(x.sizes(), g, x.options()), sigma);
+    if (sigma > 0.0) x.add_(noise.like(x), sigma);
     if (callback) callback(i + 1, steps);
   }
   return x;

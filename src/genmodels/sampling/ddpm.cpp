@@ -19,13 +19,12 @@ DdpmVariance parse_ddpm_variance(const std::string& name) {
 // 4).
 torch::Tensor sample_ddpm(const diffusion::Denoiser& d, torch::Tensor x_T,
                           const std::vector<int64_t>& timesteps, DdpmVariance var,
-                          const diffusion::Conditioning& cond, std::optional<torch::Generator> gen,
+                          const diffusion::Conditioning& cond, const Noise& noise,
                           const std::function<void(int64_t, int64_t)>& callback, bool clip_x0) {
   torch::NoGradGuard no_grad;
   const auto& sched = d.schedule();
   check_timesteps(timesteps, sched.num_steps(), "sample_ddpm");
   if (!x_T.defined() || x_T.dim() < 1) throw Error("sample_ddpm: x_T must be an N x ... tensor");
-  const c10::optional<at::Generator> g = gen ? c10::optional<at::Generator>(*gen) : c10::nullopt;
   const int64_t n = x_T.size(0), steps = static_cast<int64_t>(timesteps.size());
   auto t_opts = torch::dtype(torch::kFloat).device(x_T.device());
   torch::Tensor x = std::move(x_T);
@@ -43,7 +42,7 @@ torch::Tensor sample_ddpm(const diffusion::Denoiser& d, torch::Tensor x_T,
     // add sigma_t z except at the last step (Alg. 2: z = 0 when t = 1)
     if (i + 1 < steps) {
       const double var_t = var == DdpmVariance::Beta ? beta : beta * (1.0 - ab_prev) / (1.0 - ab);
-      x.add_(torch::randn(x.sizes(), g, x.options()), std::sqrt(var_t));
+      x.add_(noise.like(x), std::sqrt(var_t));
     }
     if (callback) callback(i + 1, steps);
   }

@@ -5,11 +5,11 @@
 #include <torch/torch.h>
 
 #include <functional>
-#include <optional>
 #include <string>
 #include <vector>
 
 #include "genmodels/diffusion/denoiser.h"
+#include "genmodels/sampling/noise.h"
 
 namespace gm::sampling {
 
@@ -18,14 +18,12 @@ enum class DdpmVariance { Beta, BetaTilde };
 DdpmVariance parse_ddpm_variance(const std::string& name);  // "beta" | "beta_tilde"
 
 /// Ancestral DDPM sampling (Ho et al. 2020 Alg. 2), over any descending timestep subsequence
-/// (respaced betas from abar, Nichol & Dhariwal 2021 Sec 4). x_T given; noise from `gen` if
-/// provided else the default generator. callback(steps_done, total) after every step.
-/// clip_x0: clamp the predicted x0 to [-1, 1] before forming the posterior mean (images only).
-/// Runs under torch::NoGradGuard.
+/// (respaced betas from abar, Nichol & Dhariwal 2021 Sec 4). x_T given; noise from `noise`
+/// (sampling/noise.h). callback(steps_done, total) after every step. clip_x0: clamp the predicted
+/// x0 to [-1, 1] before forming the posterior mean (images only). Runs under torch::NoGradGuard.
 torch::Tensor sample_ddpm(const diffusion::Denoiser& d, torch::Tensor x_T,
                           const std::vector<int64_t>& timesteps, DdpmVariance var,
-                          const diffusion::Conditioning& cond = {},
-                          std::optional<torch::Generator> gen = std::nullopt,
+                          const diffusion::Conditioning& cond = {}, const Noise& noise = {},
                           const std::function<void(int64_t, int64_t)>& callback = {},
                           bool clip_x0 = false);
 

@@ -1,6 +1,8 @@
 // The sampler table and the shared sampling prologue.
 #include "genmodels/sampling/samplers.h"
 
+#include <cmath>
+
 #include "genmodels/core/error.h"
 
 namespace gm::sampling {
@@ -20,10 +22,59 @@ const KeyTable<SamplerOptions>& sampler_keys() {
     t.add("sample.guidance", &O::guidance,
           "classifier-free guidance scale (1 = none; 2 sharpens classes but raises FID)");
     t.add("sample.clip_x0", &O::clip_x0, "clip predicted x0 to [-1, 1] while sampling images");
+    t.add("sample.schedule", &O::schedule,
+          "noise-level grid of the sigma samplers (discrete = the model's timesteps per "
+          "sample.spacing)",
+          sigma_grid_names());
+    t.add("sample.sigma_min", &O::sigma_min, "smallest grid sigma (0 = the model's)");
+    t.add("sample.sigma_max", &O::sigma_max, "largest grid sigma (0 = the model's)");
+    t.add("sample.rho", &O::rho, "Karras grid exponent (Karras et al. 2022 eq. 5)");
+    t.add("sample.s_churn", &O::s_churn, "euler/heun churn (Karras et al. 2022 Alg. 2; 0 = ODE)");
+    t.add("sample.s_noise", &O::s_noise, "scale of the noise the stochastic samplers add");
+    t.add("sample.s_tmin", &O::s_tmin, "churn only at sigma >= s_tmin");
+    t.add("sample.s_tmax", &O::s_tmax, "churn only at sigma <= s_tmax (0 = no limit)");
+    t.add("sample.ancestral_eta", &O::ancestral_eta,
+          "noise of euler_a, dpm++2s_a, dpm++2m_sde (1 = full, 0 = their ODE form)");
+    t.add("sample.order", &O::order, "solver order: unipc 1-3 (default 2), lms 1-4 (default 4)");
+    t.add("sample.predictor", &O::predictor,
+          "pc: predictor (euler_maruyama needs ~1000 steps; ancestral is exact per step for "
+          "Gaussian data)",
+          {"euler_maruyama", "ancestral"});
+    t.add("sample.snr", &O::snr, "pc: Langevin corrector signal-to-noise ratio");
+    t.add("sample.corrector_steps", &O::corrector_steps, "pc: Langevin steps per noise level");
+    t.add("sample.rtol", &O::rtol, "ode: RK45 relative tolerance");
+    t.add("sample.atol", &O::atol, "ode: RK45 absolute tolerance");
     return t;
   }();
   return table;
 }
+
+namespace {
+
+using SigmaFn = torch::Tensor (*)(torch::Tensor, const SigmaArgs&);
+
+// A sigma-space row: x_T (unit variance) scaled to the grid's first sigma, x = x_T sqrt(1 +
+// sigma_0^2) (the VP prior x_T / sqrt(abar) in sigma space), then the sampler.
+std::function<torch::Tensor(const SamplerCall&)> sigma_row(SigmaFn fn) {
+  return [fn](const SamplerCall& c) {
+    SigmaModel m(c.denoiser, c.cond, c.clip_x0);
+    const double s0 = c.sigmas.front();
+    torch::Tensor out =
+        fn(c.x * std::sqrt(1.0 + s0 * s0), SigmaArgs{m, c.sigmas, c.options, c.noise, c.callback});
+    if (c.nfe) *c.nfe = m.nfe();
+    return out;
+  };
+}
+
+// The keys every sigma row reads (the grid).
+std::vector<std::string> grid_keys(std::vector<std::string> more) {
+  std::vector<std::string> k = {"sample.schedule",  "sample.spacing", "sample.sigma_min",
+                                "sample.sigma_max", "sample.rho",     "sample.clip_x0"};
+  k.insert(k.end(), more.begin(), more.end());
+  return k;
+}
+
+}  // namespace
 
 const std::vector<SamplerEntry>& sampler_table() {
   static const std::vector<SamplerEntry> rows = {
@@ -32,17 +83,50 @@ const std::vector<SamplerEntry>& sampler_table() {
        {"sample.spacing", "sample.variance", "sample.clip_x0"},
        0,
        [](const SamplerCall& c) {
+         if (c.nfe) *c.nfe = static_cast<int64_t>(c.timesteps.size());
          return sample_ddpm(c.denoiser, c.x, c.timesteps, parse_ddpm_variance(c.options.variance),
-                            c.cond, c.gen, c.callback, c.clip_x0);
+                            c.cond, c.noise, c.callback, c.clip_x0);
        }},
       {"ddim",
        "DDIM (Song et al. 2021 eq. 12), eta = 0 deterministic .. eta = 1 DDPM-like",
        {"sample.spacing", "sample.eta", "sample.clip_x0"},
        50,
        [](const SamplerCall& c) {
-         return sample_ddim(c.denoiser, c.x, c.timesteps, c.options.eta, c.cond, c.gen, c.callback,
-                            c.clip_x0);
+         if (c.nfe) *c.nfe = static_cast<int64_t>(c.timesteps.size());
+         return sample_ddim(c.denoiser, c.x, c.timesteps, c.options.eta, c.cond, c.noise,
+                            c.callback, c.clip_x0);
        }},
+      {"euler", "Euler on the probability-flow ODE (Karras et al. 2022 Alg. 2; s_churn > 0: SDE)",
+       grid_keys({"sample.s_churn", "sample.s_noise", "sample.s_tmin", "sample.s_tmax"}), 50,
+       sigma_row(sample_euler), true},
+      {"heun", "Heun's 2nd order (Karras et al. 2022 Alg. 2), 2 NFE per step but the last",
+       grid_keys({"sample.s_churn", "sample.s_noise", "sample.s_tmin", "sample.s_tmax"}), 25,
+       sigma_row(sample_heun), true},
+      {"euler_a", "Euler ancestral: Euler to sigma_down, then fresh noise (DDPM-like, eta = 1)",
+       grid_keys({"sample.ancestral_eta", "sample.s_noise"}), 50, sigma_row(sample_euler_ancestral),
+       true},
+      {"lms", "linear multistep (Adams-Bashforth in sigma, order 1-4) on the probability-flow ODE",
+       grid_keys({"sample.order"}), 50, sigma_row(sample_lms), true},
+      {"dpm++2m", "DPM-Solver++(2M) (Lu et al. 2022 Alg. 2), multistep 2nd order, 1 NFE per step",
+       grid_keys({}), 20, sigma_row(sample_dpmpp_2m), true},
+      {"dpm++2m_sde", "SDE-DPM-Solver++(2M) (Lu et al. 2022), stochastic multistep 2nd order",
+       grid_keys({"sample.ancestral_eta", "sample.s_noise"}), 25, sigma_row(sample_dpmpp_2m_sde),
+       true},
+      {"dpm++2s_a", "DPM-Solver++(2S) ancestral (Lu et al. 2022 Alg. 1), 2 NFE per step",
+       grid_keys({"sample.ancestral_eta", "sample.s_noise"}), 15,
+       sigma_row(sample_dpmpp_2s_ancestral), true},
+      {"unipc", "UniPC bh2 (Zhao et al. 2023), predictor-corrector multistep, order 1-3",
+       grid_keys({"sample.order"}), 20, sigma_row(sample_unipc), true},
+      {"pc", "predictor-corrector (Song et al. 2021 Alg. 2): reverse SDE + Langevin at snr",
+       grid_keys({"sample.predictor", "sample.snr", "sample.corrector_steps", "sample.s_noise"}),
+       1000, sigma_row(sample_pc), true},
+      {"ode",
+       "probability-flow ODE with adaptive RK45 (Dormand-Prince), NFE from rtol/atol",
+       {"sample.sigma_min", "sample.sigma_max", "sample.rtol", "sample.atol", "sample.clip_x0"},
+       0,
+       sigma_row(sample_ode),
+       true,
+       true},
   };
   return rows;
 }
@@ -85,7 +169,20 @@ Drawn draw_samples(const diffusion::Denoiser& d, const SamplerOptions& o, const 
   if (o.steps < 0) throw Error("sample.steps must be >= 0 (0 = the sampler's default)");
   const int64_t T = d.schedule().num_steps();
   const int64_t steps = o.steps > 0 ? o.steps : row.default_steps > 0 ? row.default_steps : T;
-  const auto timesteps = respace_timesteps(T, steps, parse_spacing(o.spacing));
+  std::vector<int64_t> timesteps;
+  std::vector<double> sigmas;
+  if (row.sigma_space) {
+    GridOptions g;
+    g.grid = row.adaptive ? SigmaGrid::Karras : parse_sigma_grid(o.schedule);
+    g.steps = row.adaptive ? 2 : steps;  // adaptive: only the range {sigma_max, sigma_min}
+    g.spacing = parse_spacing(o.spacing);
+    g.sigma_min = o.sigma_min;
+    g.sigma_max = o.sigma_max;
+    g.rho = o.rho;
+    sigmas = make_sigmas(d, g);
+  } else {
+    timesteps = respace_timesteps(T, steps, parse_spacing(o.spacing));
+  }
 
   // All starting noise comes from one seeded CPU generator.
   torch::Generator gen = at::detail::createCPUGenerator(job.seed);
@@ -95,25 +192,37 @@ Drawn draw_samples(const diffusion::Denoiser& d, const SamplerOptions& o, const 
   const bool guided = job.cond.labels.defined() || job.cond.embedding.defined();
 
   std::vector<torch::Tensor> outs;
+  int64_t nfe = 0;
   const int64_t batches = (job.n + job.batch - 1) / job.batch;
   for (int64_t b = 0; b < batches; ++b) {
     const int64_t lo = b * job.batch, hi = std::min(job.n, lo + job.batch);
     diffusion::Conditioning cond = slice(job.cond, lo, hi, job.device);
     if (guided) cond.guidance = o.guidance;
-    SamplerCall call{d,         x_T.slice(0, lo, hi).to(job.device),
-                     timesteps, o,
-                     cond,      at::detail::createCPUGenerator(job.seed * 1000003 + b + 1),
-                     {},        o.clip_x0 && job.image};
+    int64_t batch_nfe = 0;
+    SamplerCall call{d,
+                     x_T.slice(0, lo, hi).to(job.device),
+                     timesteps,
+                     sigmas,
+                     o,
+                     cond,
+                     Noise::per_row(job.seed, lo, hi - lo),
+                     {},
+                     o.clip_x0 && job.image,
+                     &batch_nfe};
     call.callback = [&](int64_t i, int64_t n) {
       if (job.progress) job.progress(b * n + i, batches * n);
     };
     outs.push_back(row.run(call).to(torch::kCPU));
+    nfe = std::max(nfe, batch_nfe);
   }
   Drawn res;
   res.x = torch::cat(outs);
   if (job.image) res.x = res.x.clamp(-1, 1);
-  res.params = {
-      {"sampler", row.name}, {"steps", std::to_string(steps)}, {"seed", std::to_string(job.seed)}};
+  res.nfe = nfe;
+  res.params = {{"sampler", row.name},
+                {"steps", row.adaptive ? std::string("adaptive") : std::to_string(steps)},
+                {"nfe", std::to_string(nfe)},
+                {"seed", std::to_string(job.seed)}};
   Config c(sampler_keys().keys());
   sampler_keys().write(o, c, "sample");
   for (const auto& key : row.keys) res.params[key.substr(key.find('.') + 1)] = c.get_string(key);

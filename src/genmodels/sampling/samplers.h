@@ -4,8 +4,9 @@
 // its free function (like ddim.cpp) plus one row in samplers.cpp.
 //
 // draw_samples() is the prologue every sampler shares: checks, seeded x_T from one CPU
-// generator (results do not depend on the batch size), batches with their own noise generators,
-// the timestep grid, classifier-free guidance set-up and progress.
+// generator, step noise from one stream per sample (so a sample depends on the seed and its
+// index only, never on the batch size), the timestep or sigma grid, classifier-free guidance
+// set-up, progress and the NFE count.
 #pragma once
 #include <torch/torch.h>
 
@@ -19,33 +20,27 @@
 #include "genmodels/diffusion/denoiser.h"
 #include "genmodels/sampling/ddim.h"
 #include "genmodels/sampling/ddpm.h"
+#include "genmodels/sampling/sampler_options.h"
+#include "genmodels/sampling/sigma_samplers.h"
 #include "genmodels/sampling/timesteps.h"
 
 namespace gm::sampling {
 
-/// The sample.* settings of diffusion sampling; bound to their keys by sampler_keys(). Stored in
-/// the run at training time, overridable at sample time (--set sample.KEY=V or the CLI flags).
-struct SamplerOptions {
-  std::string sampler = "ddim";         ///< sample.sampler: a row of sampler_table()
-  int64_t steps = 0;                    ///< sample.steps: 0 = the sampler's default
-  double eta = 0.0;                     ///< sample.eta: DDIM noise (0 deterministic, 1 DDPM-like)
-  std::string spacing = "trailing";     ///< sample.spacing: linspace | leading | trailing
-  std::string variance = "beta_tilde";  ///< sample.variance: DDPM beta | beta_tilde
-  double guidance = 1.0;                ///< sample.guidance: classifier-free guidance scale
-  bool clip_x0 = true;                  ///< sample.clip_x0: clip predicted x0 (images only)
-};
+/// sample.* keys bound to SamplerOptions (sampling/sampler_options.h).
 const KeyTable<SamplerOptions>& sampler_keys();
 
 /// What the prologue hands a sampler for one batch.
 struct SamplerCall {
   const diffusion::Denoiser& denoiser;
-  torch::Tensor x;                 ///< x_T of the batch (on the device)
-  std::vector<int64_t> timesteps;  ///< descending grid (steps and spacing applied)
+  torch::Tensor x;                 ///< x_T of the batch (unit variance, on the device)
+  std::vector<int64_t> timesteps;  ///< timestep rows (ddpm, ddim): the descending grid
+  std::vector<double> sigmas;      ///< sigma rows: the descending grid, ending with 0
   const SamplerOptions& options;
   const diffusion::Conditioning& cond;
-  torch::Generator gen;                            ///< the batch's noise generator
-  std::function<void(int64_t, int64_t)> callback;  ///< (steps done, steps) of the batch
+  Noise noise;            ///< the batch's step noise: one stream per sample (sampling/noise.h)
+  StepCallback callback;  ///< (steps done, steps) of the batch
   bool clip_x0 = false;
+  int64_t* nfe = nullptr;  ///< the row stores the network evaluations it made here
 };
 
 struct SamplerEntry {
@@ -54,6 +49,8 @@ struct SamplerEntry {
   std::vector<std::string> keys;  ///< sample.* keys it reads beyond sampler, steps, guidance
   int64_t default_steps = 0;      ///< steps when sample.steps = 0 (0 = every model timestep)
   std::function<torch::Tensor(const SamplerCall&)> run;
+  bool sigma_space = false;  ///< steps over SamplerCall::sigmas (else ::timesteps)
+  bool adaptive = false;     ///< chooses its own steps (ode): the grid gives only its range
 };
 
 const std::vector<SamplerEntry>& sampler_table();
@@ -78,7 +75,8 @@ struct SampleJob {
 
 struct Drawn {
   torch::Tensor x;                            ///< N x shape, on the CPU
-  std::map<std::string, std::string> params;  ///< sampler, steps and every key it read
+  std::map<std::string, std::string> params;  ///< sampler, steps, nfe and every key it read
+  int64_t nfe = 0;  ///< network evaluations per sample (the largest over batches)
 };
 
 /// Runs the sampler named by `options` over `job` (see the file comment).
