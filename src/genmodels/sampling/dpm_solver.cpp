@@ -11,38 +11,14 @@
 
 namespace gm::sampling {
 
-// Lu et al. 2022 Alg. 2 (DPM-Solver++(2M)): D_i' = (1 + 1/(2r)) D_i - 1/(2r) D_{i-1}, r =
-// h_{i-1} / h_i; the first step is first order.
-torch::Tensor sample_dpmpp_2m(torch::Tensor x, const SigmaArgs& a) {
-  const auto& s = a.sigmas;
-  const int64_t n = static_cast<int64_t>(s.size()) - 1;
-  torch::Tensor old;
-  double h_last = 0.0;
-  for (int64_t i = 0; i < n; ++i) {
-    const torch::Tensor den = a.m(x, s[i]);
-    if (s[i + 1] <= 0.0) {
-      x = den;
-    } else {
-      const double h = std::log(s[i] / s[i + 1]);
-      torch::Tensor d = den;
-      if (old.defined()) {
-        const double r = h_last / h;
-        d = den * (1.0 + 1.0 / (2.0 * r)) - old * (1.0 / (2.0 * r));
-      }
-      x = x * (s[i + 1] / s[i]) - d * std::expm1(-h);
-      h_last = h;
-    }
-    old = den;
-    if (a.callback) a.callback(i + 1, n);
-  }
-  return x;
-}
+namespace {
 
-// Lu et al. 2022, App. (SDE-DPM-Solver++(2M)), with noise scale eta (1 = the SDE, 0 = 2M):
+// SDE-DPM-Solver++(2M) (Lu et al. 2022, App.) with noise scale eta:
 // x_next = (sigma_next / sigma) e^{-eta h} x + (1 - e^{-(1+eta) h}) D + 1/2 (1 - e^{-(1+eta) h})
-// (D - D_prev) / r + sigma_next sqrt(1 - e^{-2 eta h}) z (midpoint form of the correction).
-torch::Tensor sample_dpmpp_2m_sde(torch::Tensor x, const SigmaArgs& a) {
-  const double eta = a.o.ancestral_eta;
+// (D - D_prev) / r + sigma_next sqrt(1 - e^{-2 eta h}) z, r = h_prev / h, the first step first
+// order. At eta = 0 this is exactly DPM-Solver++(2M) (Alg. 2): x_next = (sigma_next / sigma) x +
+// (1 - e^{-h}) ((1 + 1/(2r)) D - 1/(2r) D_prev).
+torch::Tensor dpmpp_2m(torch::Tensor x, const SigmaArgs& a, double eta) {
   if (!(eta >= 0.0)) throw Error("sample.ancestral_eta must be >= 0, got " + num(eta));
   const auto& s = a.sigmas;
   const int64_t n = static_cast<int64_t>(s.size()) - 1;
@@ -65,6 +41,16 @@ torch::Tensor sample_dpmpp_2m_sde(torch::Tensor x, const SigmaArgs& a) {
     if (a.callback) a.callback(i + 1, n);
   }
   return x;
+}
+
+}  // namespace
+
+torch::Tensor sample_dpmpp_2m(torch::Tensor x, const SigmaArgs& a) {
+  return dpmpp_2m(std::move(x), a, 0.0);
+}
+
+torch::Tensor sample_dpmpp_2m_sde(torch::Tensor x, const SigmaArgs& a) {
+  return dpmpp_2m(std::move(x), a, a.o.ancestral_eta);
 }
 
 // DPM-Solver++(2S) (Lu et al. 2022, Alg. 1 with r = 1/2) from sigma to the ancestral sigma_down,
