@@ -53,7 +53,8 @@ Rk45Result solve_rk45(const Rk45Fn& f, torch::Tensor y0, double t0, double t1, c
     if (res.calls >= o.max_calls)
       throw Error("solve_rk45: no convergence after " + std::to_string(res.calls) +
                   " evaluations; raise sample.rtol / sample.atol");
-    torch::Tensor y = res.y.index_select(0, active);
+    const torch::Tensor y_old = res.y.index_select(0, active);
+    torch::Tensor y;  // the 5th-order solution (the FSAL stage's point)
     torch::Tensor ta = t.index_select(0, active);
     // Do not step past t1.
     torch::Tensor ha = h.index_select(0, active);
@@ -61,14 +62,13 @@ Rk45Result solve_rk45(const Rk45Fn& f, torch::Tensor y0, double t0, double t1, c
     std::vector<torch::Tensor> k(7);
     k[0] = k1.index_select(0, active);
     for (int s = 1; s < 7; ++s) {
-      torch::Tensor ys = y;
+      torch::Tensor ys = y_old;
       for (int j = 0; j < s; ++j)
         if (kA[s][j] != 0.0) ys = ys + rowmul(k[j], ha * kA[s][j]);
       k[s] = f(ys, ta + ha * kC[s], active);
       ++res.calls;
-      if (s == 6) y = ys;  // the 5th-order solution (FSAL row)
+      if (s == 6) y = ys;
     }
-    torch::Tensor y_old = res.y.index_select(0, active);
     torch::Tensor err = torch::zeros_like(k[0]);
     for (int s = 0; s < 7; ++s)
       if (kE[s] != 0.0) err = err + k[s] * kE[s];

@@ -11,7 +11,9 @@ SigmaGrid parse_sigma_grid(const std::string& name) {
   if (name == "discrete") return SigmaGrid::Discrete;
   if (name == "karras") return SigmaGrid::Karras;
   if (name == "exponential") return SigmaGrid::Exponential;
-  throw Error("unknown sample.schedule '" + name + "'; valid: discrete, karras, exponential");
+  std::string valid;
+  for (const auto& v : sigma_grid_names()) valid += (valid.empty() ? "" : ", ") + v;
+  throw Error("unknown sample.schedule '" + name + "'; valid: " + valid);
 }
 
 std::string to_string(SigmaGrid g) {
