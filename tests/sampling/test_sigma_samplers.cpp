@@ -112,11 +112,11 @@ TEST(SigmaGrids, KarrasExponentialDiscreteAndRange) {
             std::string::npos);
 }
 
-// Every row of the table, through draw_samples with 100 steps (first-order samplers 400, ode
-// adaptive), returns N(mu, s^2 I): every coordinate's mean within 6 standard errors, and the
-// std averaged over the 64 coordinates within 3 % of s (its sampling error is ~0.3 %; the rest is
-// discretisation). pc runs at snr 0.05: at 0.16 its unadjusted Langevin steps over-disperse this
-// Gaussian by ~4 % (the predictor alone converges to s).
+// Every row of the table, through draw_samples with 100 steps (first-order samplers and langevin's
+// levels 400, ode adaptive), returns N(mu, s^2 I): every coordinate's mean within 6 standard
+// errors, and the std averaged over the 64 coordinates within 3 % of s (its sampling error is ~0.3
+// %; the rest is discretisation). pc runs at snr 0.05: at 0.16 its unadjusted Langevin steps
+// over-disperse this Gaussian by ~4 % (the predictor alone converges to s).
 TEST(SigmaSamplers, EveryRowReproducesGaussianData) {
   GaussianCase su;
   SampleJob job;
@@ -129,7 +129,7 @@ TEST(SigmaSamplers, EveryRowReproducesGaussianData) {
     SamplerOptions o;
     o.sampler = row.name;
     const bool first_order = row.name == "ddpm" || row.name == "ddim" || row.name == "euler" ||
-                             row.name == "euler_a" || row.name == "pc";
+                             row.name == "euler_a" || row.name == "pc" || row.name == "langevin";
     o.steps = first_order ? 400 : 100;
     o.snr = 0.05;
     const Drawn dr = draw_samples(su.d, o, job);
@@ -172,9 +172,11 @@ TEST(SigmaSamplers, NfeCounts) {
   g.steps = 10;
   const auto sig = make_sigmas(su.d, g);
   auto x_T = torch::randn({8, kD}, torch::kDouble);
-  const std::map<std::string, int64_t> expected = {
-      {"euler", 10},       {"heun", 19},      {"euler_a", 10}, {"lms", 10},      {"dpm++2m", 10},
-      {"dpm++2m_sde", 10}, {"dpm++2s_a", 19}, {"unipc", 10},   {"pc", 9 * 2 + 1}};
+  const std::map<std::string, int64_t> expected = {{"euler", 10},     {"heun", 19},
+                                                   {"euler_a", 10},   {"lms", 10},
+                                                   {"dpm++2m", 10},   {"dpm++2m_sde", 10},
+                                                   {"dpm++2s_a", 19}, {"unipc", 10},
+                                                   {"pc", 9 * 2 + 1}, {"langevin", 10 * 5 + 1}};
   for (const auto& [name, n] : expected) {
     int64_t nfe = 0;
     run_sigma(name, su.d, x_T, sig, {}, &nfe);

@@ -43,13 +43,16 @@ TEST(Timesteps, FullStepsAndValidity) {
 TEST(Samplers, Registry) {
   std::vector<std::string> names;
   for (const auto& [name, doc] : sampler_names()) names.push_back(name);
-  EXPECT_EQ(names,
-            (std::vector<std::string>{"ddpm", "ddim", "euler", "heun", "euler_a", "lms", "dpm++2m",
-                                      "dpm++2m_sde", "dpm++2s_a", "unipc", "pc", "ode"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"ddpm", "ddim", "euler", "heun", "euler_a", "lms",
+                                             "dpm++2m", "dpm++2m_sde", "dpm++2s_a", "unipc", "pc",
+                                             "langevin", "ode"}));
   EXPECT_NO_THROW(check_sampler_name("dpm++2m"));
   EXPECT_THROW(check_sampler_name("euler_b"), gm::Error);
-  EXPECT_EQ(parse_ddpm_variance("beta_tilde"), DdpmVariance::BetaTilde);
-  EXPECT_THROW(parse_ddpm_variance("learned"), gm::Error);
+  EXPECT_EQ(ddpm_variance("beta_tilde", true), DdpmVariance::BetaTilde);
+  EXPECT_EQ(ddpm_variance("auto", false), DdpmVariance::BetaTilde);
+  EXPECT_EQ(ddpm_variance("auto", true), DdpmVariance::Learned);
+  EXPECT_EQ(ddpm_variance("learned", false), DdpmVariance::Learned);  // sample_ddpm rejects it
+  EXPECT_THROW(ddpm_variance("large", false), gm::Error);
 }
 
 }  // namespace

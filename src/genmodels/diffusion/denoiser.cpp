@@ -93,8 +93,11 @@ torch::Tensor score_to_eps(const torch::Tensor& score, const torch::Tensor& abar
   return -torch::sqrt(1.0 - abar) * score;
 }
 
-Denoiser::Denoiser(NetFn net, Prediction prediction, NoiseSchedule schedule)
-    : net_(std::move(net)), prediction_(prediction), schedule_(std::move(schedule)) {
+Denoiser::Denoiser(NetFn net, Prediction prediction, NoiseSchedule schedule, bool learned_variance)
+    : net_(std::move(net)),
+      prediction_(prediction),
+      schedule_(std::move(schedule)),
+      learned_variance_(learned_variance) {
   if (!net_) throw Error("Denoiser: the network function is empty; pass a callable");
   if (schedule_.num_steps() < 1) throw Error("Denoiser: empty noise schedule; use make_schedule");
 }
@@ -109,10 +112,25 @@ torch::Tensor Denoiser::abar_like(const torch::Tensor& x, const torch::Tensor& t
   return alpha_bar_at(schedule_, tv).to(x.device(), x.scalar_type()).view(shape);
 }
 
-// Ho & Salimans 2022, eq. 6 (applied to the raw output: every parameterisation is affine in eps
-// with the same coefficients for both halves, so guiding raw outputs equals guiding eps).
 torch::Tensor Denoiser::raw(const torch::Tensor& x, const torch::Tensor& t,
                             const Conditioning& cond) const {
+  torch::Tensor out = raw_all(x, t, cond);
+  return learned_variance_ ? out.narrow(1, 0, x.size(1)) : out;
+}
+
+// Ho & Salimans 2022, eq. 6 (applied to the raw output: every parameterisation is affine in eps
+// with the same coefficients for both halves, so guiding raw outputs equals guiding eps).
+torch::Tensor Denoiser::guide(const torch::Tensor& cond_out, const torch::Tensor& uncond_out,
+                              double w) const {
+  if (!learned_variance_) return torch::lerp(uncond_out, cond_out, w);
+  const int64_t c = cond_out.size(1) / 2;
+  return torch::cat({torch::lerp(uncond_out.narrow(1, 0, c), cond_out.narrow(1, 0, c), w),
+                     cond_out.narrow(1, c, c)},
+                    1);
+}
+
+torch::Tensor Denoiser::raw_all(const torch::Tensor& x, const torch::Tensor& t,
+                                const Conditioning& cond) const {
   const int64_t n = x.size(0);
   auto tv = (t.dim() == 0 ? t.reshape({1}).expand({n}) : t).to(x.device(), torch::kFloat);
   if (tv.dim() != 1 || tv.size(0) != n) {
@@ -148,8 +166,7 @@ torch::Tensor Denoiser::raw(const torch::Tensor& x, const torch::Tensor& t,
   }
   auto out = net_(torch::cat({x, x}, 0), torch::cat({tv, tv}, 0),
                   torch::cat({labels, torch::full({n}, cond.null_label, long_opts)}, 0));
-  auto cond_out = out.narrow(0, 0, n), uncond_out = out.narrow(0, n, n);
-  return torch::lerp(uncond_out, cond_out, cond.guidance);
+  return guide(out.narrow(0, 0, n), out.narrow(0, n, n), cond.guidance);
 }
 
 // Ho & Salimans 2022, eq. 6 with the null embedding as the unconditional half.
@@ -172,8 +189,7 @@ torch::Tensor Denoiser::raw_embedding(const torch::Tensor& x, const torch::Tenso
   }
   auto null = null_rows(cond.null_embedding, emb.size(1), n, emb.options());
   auto out = net_(torch::cat({x, x}, 0), torch::cat({tv, tv}, 0), torch::cat({emb, null}, 0));
-  auto cond_out = out.narrow(0, 0, n), uncond_out = out.narrow(0, n, n);
-  return torch::lerp(uncond_out, cond_out, cond.guidance);
+  return guide(out.narrow(0, 0, n), out.narrow(0, n, n), cond.guidance);
 }
 
 torch::Tensor Denoiser::eps(const torch::Tensor& x, const torch::Tensor& t,
@@ -192,9 +208,17 @@ torch::Tensor Denoiser::eps(const torch::Tensor& x, const torch::Tensor& t,
 
 Denoiser::Prediction2 Denoiser::predict(const torch::Tensor& x, const torch::Tensor& t,
                                         const Conditioning& cond, bool clip_x0) const {
-  auto out = raw(x, t, cond);
-  auto abar = abar_like(x, t);
+  auto out = raw_all(x, t, cond);
   Prediction2 p;
+  if (learned_variance_) {
+    const int64_t c = x.size(1);
+    if (out.size(1) != 2 * c)
+      throw Error("Denoiser: a learned-variance network must return 2 x " + std::to_string(c) +
+                  " channels, got " + std::to_string(out.size(1)));
+    p.v = (out.narrow(1, c, c) + 1.0) * 0.5;
+    out = out.narrow(1, 0, c);
+  }
+  auto abar = abar_like(x, t);
   switch (prediction_) {
     case Prediction::Eps:
       p.eps = out;

@@ -58,9 +58,12 @@ struct Conditioning {
 };
 
 /// Wraps a network + its parameterisation + schedule. Samplers only call eps()/x0()/score().
+/// learned_variance: the network returns 2C channels, the prediction and v in [-1, 1] whose
+/// (v + 1) / 2 interpolates log beta and log beta-tilde (Nichol & Dhariwal 2021, eq. 15); every
+/// method below sees only the prediction, predict() also returns v.
 class Denoiser {
  public:
-  Denoiser(NetFn net, Prediction prediction, NoiseSchedule schedule);
+  Denoiser(NetFn net, Prediction prediction, NoiseSchedule schedule, bool learned_variance = false);
   /// eps prediction at integer-or-fractional timesteps t (float N, or a 0-d tensor for all);
   /// classifier-free guidance (Ho & Salimans 2022): eps = eps_uncond + w (eps_cond - eps_uncond)
   /// when cond.labels (or cond.embedding) is defined and guidance != 1, both halves batched in
@@ -78,6 +81,7 @@ class Denoiser {
   /// x0 to [-1, 1] and recompute eps from the clipped x0 (Ho et al. 2020, Sec. 3.3).
   struct Prediction2 {
     torch::Tensor x0, eps;
+    torch::Tensor v;  ///< learned variance: the interpolation fraction (v + 1) / 2 in [0, 1]
   };
   Prediction2 predict(const torch::Tensor& x, const torch::Tensor& t, const Conditioning& cond = {},
                       bool clip_x0 = false) const;
@@ -96,19 +100,28 @@ class Denoiser {
   double sigma_max() const;
   const NoiseSchedule& schedule() const;
   Prediction prediction() const;
+  bool learned_variance() const { return learned_variance_; }
 
   /// abar(t) shaped N x 1 x ... to broadcast against x (x's dtype and device).
   torch::Tensor abar_like(const torch::Tensor& x, const torch::Tensor& t) const;
-  /// Raw network output with guidance applied (in the network's parameterisation).
+  /// Raw network output with guidance applied (in the network's parameterisation; without the
+  /// variance channels of a learned-variance network).
   torch::Tensor raw(const torch::Tensor& x, const torch::Tensor& t,
                     const Conditioning& cond = {}) const;
 
  private:
+  // Every output channel; guidance mixes the prediction channels, the variance channels are the
+  // conditional half's (as GLIDE, Nichol et al. 2022, does).
+  torch::Tensor raw_all(const torch::Tensor& x, const torch::Tensor& t,
+                        const Conditioning& cond) const;
   torch::Tensor raw_embedding(const torch::Tensor& x, const torch::Tensor& tv,
                               const Conditioning& cond) const;
+  torch::Tensor guide(const torch::Tensor& cond_out, const torch::Tensor& uncond_out,
+                      double w) const;
   NetFn net_;
   Prediction prediction_;
   NoiseSchedule schedule_;
+  bool learned_variance_ = false;
 };
 
 }  // namespace gm::diffusion

@@ -82,6 +82,25 @@ NoiseSchedule cosine_schedule(int64_t T, double s_offset, double max_beta) {
 
 std::vector<std::string> schedule_names() { return {"linear", "cosine"}; }
 
+NoiseSchedule schedule_from_sigmas(const std::vector<double>& sigmas, std::string name) {
+  const int64_t T = static_cast<int64_t>(sigmas.size());
+  check_steps(T, "schedule_from_sigmas");
+  NoiseSchedule s;
+  s.name = std::move(name);
+  s.alphas_cumprod = f64(T);
+  s.betas = f64(T);
+  auto* a = s.alphas_cumprod.data_ptr<double>();
+  auto* b = s.betas.data_ptr<double>();
+  for (int64_t i = 0; i < T; ++i) {
+    if (!(sigmas[i] > 0.0) || (i > 0 && !(sigmas[i] > sigmas[i - 1])))
+      throw Error("schedule_from_sigmas: sigmas must be positive and strictly ascending (index " +
+                  std::to_string(i) + " is " + num(sigmas[i]) + ")");
+    a[i] = 1.0 / (1.0 + sigmas[i] * sigmas[i]);
+    b[i] = i == 0 ? 1.0 - a[0] : 1.0 - a[i] / a[i - 1];
+  }
+  return s;
+}
+
 NoiseSchedule make_schedule(const std::string& name, int64_t T) {
   if (name == "linear") return linear_schedule(T);
   if (name == "cosine") return cosine_schedule(T);

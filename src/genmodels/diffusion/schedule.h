@@ -31,6 +31,11 @@ NoiseSchedule linear_schedule(int64_t T, double beta_start = 1e-4, double beta_e
 /// unclipped.
 NoiseSchedule cosine_schedule(int64_t T, double s = 0.008, double max_beta = 0.999);
 
+/// A schedule from noise levels (Karras et al. 2022, Table 1 VP): alphas_cumprod[i] = 1 / (1 +
+/// sigma_i^2) for ascending sigmas, betas from their ratios. How continuous-time and VE models
+/// (score/sde.h, score/ncsn.h) present themselves as discrete VP-equivalent schedules.
+NoiseSchedule schedule_from_sigmas(const std::vector<double>& ascending_sigmas, std::string name);
+
 /// By name: "linear" | "cosine" (error lists valid names otherwise).
 NoiseSchedule make_schedule(const std::string& name, int64_t T);
 std::vector<std::string> schedule_names();

@@ -28,7 +28,8 @@ torch::Tensor sample_ddim(const diffusion::Denoiser& d, torch::Tensor x_T,
     const double ab = sched.alpha_bar(t);
     const double ab_prev = i + 1 < steps ? sched.alpha_bar(timesteps[i + 1]) : 1.0;
     // predicted x0 and eps (eq. 12's "predicted x0" term)
-    auto [x0, eps] = d.predict(x, torch::full({n}, static_cast<double>(t), t_opts), cond, clip_x0);
+    auto [x0, eps, v] =
+        d.predict(x, torch::full({n}, static_cast<double>(t), t_opts), cond, clip_x0);
     // sigma_t(eta) from eq. 16
     const double sigma =
         eta * std::sqrt((1.0 - ab_prev) / (1.0 - ab)) * std::sqrt(1.0 - ab / ab_prev);

@@ -8,13 +8,13 @@
 namespace gm::sampling {
 
 struct SamplerOptions {
-  std::string sampler = "ddim";         ///< sample.sampler: a row of sampler_table()
-  int64_t steps = 0;                    ///< sample.steps: 0 = the sampler's default
-  double eta = 0.0;                     ///< sample.eta: DDIM noise (0 deterministic, 1 DDPM-like)
-  std::string spacing = "trailing";     ///< sample.spacing: linspace | leading | trailing
-  std::string variance = "beta_tilde";  ///< sample.variance: DDPM beta | beta_tilde
-  double guidance = 1.0;                ///< sample.guidance: classifier-free guidance scale
-  bool clip_x0 = true;                  ///< sample.clip_x0: clip predicted x0 (images only)
+  std::string sampler = "ddim";      ///< sample.sampler: a row of sampler_table()
+  int64_t steps = 0;                 ///< sample.steps: 0 = the sampler's default
+  double eta = 0.0;                  ///< sample.eta: DDIM noise (0 deterministic, 1 DDPM-like)
+  std::string spacing = "trailing";  ///< sample.spacing: linspace | leading | trailing
+  std::string variance = "auto";     ///< sample.variance: DDPM auto | beta | beta_tilde | learned
+  double guidance = 1.0;             ///< sample.guidance: classifier-free guidance scale
+  bool clip_x0 = true;               ///< sample.clip_x0: clip predicted x0 (images only)
   // Sigma-space samplers (sampling/sigmas.h, sampling/sigma_samplers.h).
   std::string schedule = "karras";  ///< sample.schedule: discrete | karras | exponential
   double sigma_min = 0.0;           ///< sample.sigma_min: 0 = the model's
@@ -31,6 +31,8 @@ struct SamplerOptions {
   int64_t corrector_steps = 1;  ///< sample.corrector_steps: pc Langevin steps per level
   double rtol = 1e-4;           ///< sample.rtol: ode relative tolerance
   double atol = 1e-4;           ///< sample.atol: ode absolute tolerance
+  int64_t langevin_steps = 5;   ///< sample.langevin_steps: langevin steps T per noise level
+  double langevin_eps = 0.0;    ///< sample.langevin_eps: step constant (0 = NCSNv2 technique 4)
 };
 
 }  // namespace gm::sampling

@@ -18,7 +18,10 @@ const KeyTable<SamplerOptions>& sampler_keys() {
           "sampler steps (0 = the sampler's default: ddpm all, ddim 50)");
     t.add("sample.eta", &O::eta, "DDIM eta (0 = deterministic, 1 = DDPM-like)");
     t.add("sample.spacing", &O::spacing, "timestep respacing", {"linspace", "leading", "trailing"});
-    t.add("sample.variance", &O::variance, "DDPM variance", {"beta", "beta_tilde"});
+    t.add("sample.variance", &O::variance,
+          "DDPM variance (auto: learned for a diffusion.learn_sigma model, Nichol & Dhariwal "
+          "2021, else beta_tilde)",
+          {"auto", "beta", "beta_tilde", "learned"});
     t.add("sample.guidance", &O::guidance,
           "classifier-free guidance scale (1 = none; 2 sharpens classes but raises FID)");
     t.add("sample.clip_x0", &O::clip_x0, "clip predicted x0 to [-1, 1] while sampling images");
@@ -44,6 +47,9 @@ const KeyTable<SamplerOptions>& sampler_keys() {
     t.add("sample.corrector_steps", &O::corrector_steps, "pc: Langevin steps per noise level");
     t.add("sample.rtol", &O::rtol, "ode: RK45 relative tolerance");
     t.add("sample.atol", &O::atol, "ode: RK45 absolute tolerance");
+    t.add("sample.langevin_steps", &O::langevin_steps, "langevin: steps T per noise level");
+    t.add("sample.langevin_eps", &O::langevin_eps,
+          "langevin: step size alpha_i = eps sigma_i^2 / sigma_L^2 (0 = NCSNv2 technique 4)");
     return t;
   }();
   return table;
@@ -84,7 +90,8 @@ const std::vector<SamplerEntry>& sampler_table() {
        0,
        [](const SamplerCall& c) {
          if (c.nfe) *c.nfe = static_cast<int64_t>(c.timesteps.size());
-         return sample_ddpm(c.denoiser, c.x, c.timesteps, parse_ddpm_variance(c.options.variance),
+         return sample_ddpm(c.denoiser, c.x, c.timesteps,
+                            ddpm_variance(c.options.variance, c.denoiser.learned_variance()),
                             c.cond, c.noise, c.callback, c.clip_x0);
        }},
       {"ddim",
@@ -120,6 +127,10 @@ const std::vector<SamplerEntry>& sampler_table() {
       {"pc", "predictor-corrector (Song et al. 2021 Alg. 2): reverse SDE + Langevin at snr",
        grid_keys({"sample.predictor", "sample.snr", "sample.corrector_steps", "sample.s_noise"}),
        1000, sigma_row(sample_pc), true},
+      {"langevin",
+       "annealed Langevin dynamics (Song & Ermon 2019 Alg. 1), T steps per level, then Tweedie",
+       grid_keys({"sample.langevin_steps", "sample.langevin_eps", "sample.s_noise"}), 0,
+       sigma_row(sample_langevin), true},
       {"ode",
        "probability-flow ODE with adaptive RK45 (Dormand-Prince), NFE from rtol/atol",
        {"sample.sigma_min", "sample.sigma_max", "sample.rtol", "sample.atol", "sample.clip_x0"},

@@ -37,6 +37,13 @@ torch::Tensor sample_dpmpp_2s_ancestral(torch::Tensor x, const SigmaArgs& a);
 torch::Tensor sample_unipc(torch::Tensor x, const SigmaArgs& a);
 // pc.cpp: Song et al. 2021 Alg. 2, reverse-diffusion predictor + Langevin corrector.
 torch::Tensor sample_pc(torch::Tensor x, const SigmaArgs& a);
+// langevin.cpp: Song & Ermon 2019 Alg. 1, annealed Langevin dynamics over the grid's levels.
+torch::Tensor sample_langevin(torch::Tensor x, const SigmaArgs& a);
+/// NCSNv2's technique 4 (Song & Ermon 2020, Sec. 3.3): the step constant eps that makes the
+/// variance after T Langevin steps at level sigma_i, started at (gamma sigma_i)^2 (the previous
+/// level's), as close as possible to sigma_i^2: r^(2T) (gamma^2 - v) + v with r = 1 - eps /
+/// sigma_L^2 and v = 2 eps / (sigma_L^2 (1 - r^2)) (the stationary variance over sigma_i^2).
+double langevin_step_constant(double gamma, int64_t T, double sigma_last);
 // ode.cpp: the probability-flow ODE with adaptive Dormand-Prince RK45 (sampling/rk45.h); uses
 // only sigmas.front() and the last nonzero sigma of the grid.
 torch::Tensor sample_ode(torch::Tensor x, const SigmaArgs& a);
