@@ -24,7 +24,8 @@ std::string fresh_dir(const std::string& name) {
   return d.string();
 }
 
-gm::TrainArgs toy_args(const std::string& out, int64_t steps) {
+gm::TrainArgs toy_args(const std::string& out, int64_t steps,
+                       const std::vector<std::string>& extra = {}) {
   gm::TrainArgs a;
   a.model = "ddpm";
   a.data = "8gaussians";
@@ -35,6 +36,7 @@ gm::TrainArgs toy_args(const std::string& out, int64_t steps) {
   a.sets = {"train.batch_size=64",      "train.warmup_steps=5", "train.lr_schedule=cosine",
             "train.checkpoint_every=7", "train.log_every=5",    "model.mlp_hidden=64",
             "model.mlp_depth=2",        "train.ema_decay=0.9",  "diffusion.timesteps=100"};
+  a.sets.insert(a.sets.end(), extra.begin(), extra.end());
   return a;
 }
 
@@ -45,14 +47,14 @@ std::map<std::string, torch::Tensor> tensors_of(const std::string& ckpt,
 
 }  // namespace
 
-TEST(Resume, HalfPlusResumeIsBitIdentical) {
+void expect_bit_identical_resume(const std::vector<std::string>& extra) {
   const std::string straight = fresh_dir("straight"), split = fresh_dir("split");
-  gm::run_train(toy_args(straight, 40));
+  gm::run_train(toy_args(straight, 40, extra));
 
-  gm::TrainArgs first = toy_args(split, 40);
+  gm::TrainArgs first = toy_args(split, 40, extra);
   first.stop_at = 20;  // behaves like SIGINT after step 20: checkpoint, exit
   gm::run_train(first);
-  gm::TrainArgs second = toy_args(split, 40);
+  gm::TrainArgs second = toy_args(split, 40, extra);
   second.resume = true;
   second.data.reset();
   gm::run_train(second);
@@ -70,6 +72,14 @@ TEST(Resume, HalfPlusResumeIsBitIdentical) {
   ASSERT_EQ(la.back()["step"], 40);
   ASSERT_EQ(lb.back()["step"], 40);
   EXPECT_EQ(la.back()["loss"].get<double>(), lb.back()["loss"].get<double>());
+}
+
+TEST(Resume, HalfPlusResumeIsBitIdentical) { expect_bit_identical_resume({}); }
+
+// Improved DDPM: the importance sampler's loss history is in the checkpoint (T = 100 warms up
+// after 1000 draws, inside the 40 x 64 of this run).
+TEST(Resume, LearnedVarianceWithImportanceSamplingResumesBitIdentically) {
+  expect_bit_identical_resume({"diffusion.learn_sigma=true", "diffusion.importance_sampling=true"});
 }
 
 TEST(Resume, SameSeedSameWeights) {

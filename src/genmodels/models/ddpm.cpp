@@ -1,193 +1,146 @@
 #include "genmodels/models/ddpm.h"
 
-#include <sstream>
+#include <optional>
+#include <tuple>
 
 #include "genmodels/core/error.h"
-#include "genmodels/diffusion/denoiser.h"
+#include "genmodels/core/progress.h"
 #include "genmodels/diffusion/loss.h"
 #include "genmodels/diffusion/schedule.h"
-#include "genmodels/nn/precision.h"
-#include "genmodels/nn/unet.h"
-#include "genmodels/sampling/samplers.h"
+#include "genmodels/diffusion/timestep_sampler.h"
+#include "genmodels/diffusion/vlb.h"
+#include "genmodels/score/denoiser_model.h"
 
 namespace gm {
 
-std::vector<int64_t> parse_int_list(const std::string& text, const std::string& key) {
-  std::vector<int64_t> out;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    if (item.find_first_not_of(" ") == std::string::npos) continue;
-    try {
-      size_t used = 0;
-      out.push_back(std::stoll(item, &used));
-      if (item.find_first_not_of(" ", used) != std::string::npos) throw std::invalid_argument("");
-    } catch (const std::exception&) {
-      throw Error(key + " = '" + text + "': expected comma-separated integers, e.g. \"1,2,2\"");
-    }
-  }
-  return out;
-}
-
 namespace {
 
-// Holds whichever network the data calls for, registered as "net" for checkpoints.
-struct DdpmNetImpl : torch::nn::Module {
-  nn::UNet unet{nullptr};
-  nn::TimeMLP mlp{nullptr};
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& y) {
-    return unet ? unet->forward(x, t, y) : mlp->forward(x, t, y);
-  }
-};
-TORCH_MODULE(DdpmNet);
-
-// The model.* and diffusion.* settings of `ddpm`, bound to their keys by ddpm_keys().
+// The diffusion.* settings of `ddpm`, bound to their keys by ddpm_keys().
 struct DdpmOptions {
-  int64_t base_channels = 32;          ///< model.base_channels
-  std::string channel_mult = "1,2,2";  ///< model.channel_mult
-  int64_t num_res_blocks = 1;          ///< model.num_res_blocks
-  std::string attention_levels = "2";  ///< model.attention_levels
-  int64_t heads = 4;                   ///< model.heads
-  double dropout = 0.0;                ///< model.dropout
-  bool scale_shift_norm = true;        ///< model.scale_shift_norm
-  std::string precision = "fp32";      ///< model.precision
-  bool conditional = true;             ///< model.conditional
-  int64_t mlp_hidden = 256;            ///< model.mlp_hidden
-  int64_t mlp_depth = 3;               ///< model.mlp_depth
-  std::string schedule = "cosine";     ///< diffusion.schedule
-  int64_t timesteps = 1000;            ///< diffusion.timesteps
-  std::string prediction = "v";        ///< diffusion.prediction
-  double class_dropout = 0.1;          ///< diffusion.class_dropout
+  std::string schedule = "cosine";   ///< diffusion.schedule
+  int64_t timesteps = 1000;          ///< diffusion.timesteps
+  std::string prediction = "v";      ///< diffusion.prediction
+  double class_dropout = 0.1;        ///< diffusion.class_dropout
+  bool learn_sigma = false;          ///< diffusion.learn_sigma
+  double vlb_weight = 0.001;         ///< diffusion.vlb_weight
+  bool importance_sampling = false;  ///< diffusion.importance_sampling
 };
 
 const KeyTable<DdpmOptions>& ddpm_keys() {
   using O = DdpmOptions;
   static const KeyTable<O> table = [] {
     KeyTable<O> t;
-    t.add("model.base_channels", &O::base_channels, "U-Net width of the first level");
-    t.add("model.channel_mult", &O::channel_mult, "U-Net width multipliers per level");
-    t.add("model.num_res_blocks", &O::num_res_blocks, "residual blocks per level");
-    t.add("model.attention_levels", &O::attention_levels,
-          "levels with self-attention (e.g. \"2\" or \"\")");
-    t.add("model.heads", &O::heads, "attention heads");
-    t.add("model.dropout", &O::dropout, "dropout in residual blocks");
-    t.add("model.scale_shift_norm", &O::scale_shift_norm,
-          "AdaGN conditioning (Nichol & Dhariwal 2021)");
-    t.add("model.precision", &O::precision, "network arithmetic: fp32, or bf16 autocast (CPU)",
-          {"fp32", "bf16"});
-    t.add("model.conditional", &O::conditional, "class-conditional (needs labelled data)");
-    t.add("model.mlp_hidden", &O::mlp_hidden, "2-D toys: MLP width");
-    t.add("model.mlp_depth", &O::mlp_depth, "2-D toys: MLP hidden layers");
     t.add("diffusion.schedule", &O::schedule, "noise schedule", {"linear", "cosine"});
     t.add("diffusion.timesteps", &O::timesteps, "diffusion steps T");
     t.add("diffusion.prediction", &O::prediction, "network target", {"eps", "x0", "v"});
     t.add("diffusion.class_dropout", &O::class_dropout,
           "label dropout for classifier-free guidance");
+    t.add("diffusion.learn_sigma", &O::learn_sigma,
+          "learn the reverse variances, hybrid loss (Nichol & Dhariwal 2021, Sec. 3.1)");
+    t.add("diffusion.vlb_weight", &O::vlb_weight, "lambda of L_hybrid = L_simple + lambda L_vlb");
+    t.add("diffusion.importance_sampling", &O::importance_sampling,
+          "sample t by L_vlb's second moment, weighting L_vlb (Nichol & Dhariwal 2021, eq. 18)");
     return t;
   }();
   return table;
 }
 
-class Ddpm : public Model {
+class Ddpm : public score::DenoiserModel {
  public:
   Ddpm(const Config& c, const DataInfo& info)
-      : info_(info),
+      : DenoiserModel(c, info, ddpm_keys().read(c).learn_sigma ? 2 : 1),
         o_(ddpm_keys().read(c)),
-        sample_(sampling::sampler_keys().read(c)),
         schedule_(diffusion::make_schedule(o_.schedule, o_.timesteps)),
-        prediction_(diffusion::parse_prediction(o_.prediction)),
-        conditional_(o_.conditional && info.num_classes() > 0),
-        num_classes_(conditional_ ? info.num_classes() : 0),
-        precision_(nn::parse_precision(o_.precision, "model.precision")),
-        device_(c.get_string("device")) {
-    if (info.is_image()) {
-      nn::UNetOptions u;
-      u.in_channels = u.out_channels = info.shape[0];
-      u.base_channels = o_.base_channels;
-      u.channel_mult = parse_int_list(o_.channel_mult, "model.channel_mult");
-      u.num_res_blocks = o_.num_res_blocks;
-      u.attention_levels = parse_int_list(o_.attention_levels, "model.attention_levels");
-      u.num_heads = o_.heads;
-      u.dropout = o_.dropout;
-      u.scale_shift_norm = o_.scale_shift_norm;
-      u.num_classes = num_classes_;
-      const int64_t factor = int64_t{1} << (u.channel_mult.size() - 1);
-      if (info.shape[1] % factor || info.shape[2] % factor)
-        throw Error("model.channel_mult '" + o_.channel_mult + "' downsamples " +
-                    std::to_string(u.channel_mult.size() - 1) + " times, but the images are " +
-                    std::to_string(info.shape[1]) + "x" + std::to_string(info.shape[2]) +
-                    " (not divisible by " + std::to_string(factor) + "); use fewer levels");
-      net_->unet = net_->register_module("unet", nn::UNet(u));
-    } else {
-      nn::TimeMLPOptions m;
-      m.dim = m.out_dim = info.shape[0];
-      m.hidden = o_.mlp_hidden;
-      m.depth = o_.mlp_depth;
-      m.num_classes = num_classes_;
-      net_->mlp = net_->register_module("mlp", nn::TimeMLP(m));
+        prediction_(diffusion::parse_prediction(o_.prediction)) {
+    if (o_.importance_sampling && !o_.learn_sigma)
+      throw Error(
+          "diffusion.importance_sampling samples t for L_vlb: it needs "
+          "diffusion.learn_sigma = true");
+    if (!(o_.vlb_weight >= 0.0))
+      throw Error("diffusion.vlb_weight = " + num(o_.vlb_weight) + " must be >= 0");
+    if (o_.importance_sampling) {
+      // The sampler's history is part of the checkpoint (bit-identical resume).
+      const int64_t T = schedule_.num_steps();
+      sampler_.emplace(
+          net_->register_buffer("vlb_history", diffusion::LossAwareSampler::make_history(T)),
+          net_->register_buffer("vlb_count", diffusion::LossAwareSampler::make_count(T)));
     }
-    net_->to(device_);
   }
 
-  torch::nn::Module& module() override { return *net_; }
-
-  // The network as the diffusion code calls it; under bf16 the output is returned as fp32.
-  diffusion::NetFn net_fn() {
-    DdpmNet net = net_;
-    const nn::Precision precision = precision_;
-    return [net, precision](const torch::Tensor& x, const torch::Tensor& t,
-                            const torch::Tensor& y) mutable {
-      nn::AutocastScope autocast(precision);
-      return net->forward(x, t, y).to(torch::kFloat);
-    };
-  }
-
-  // The simple loss (diffusion/loss.h), minimised by the default train step.
+  // The simple loss (diffusion/loss.h); with learned variances L_hybrid = L_simple + lambda T
+  // E_t[L_t] (Nichol & Dhariwal 2021, Sec. 3.1: L_vlb = sum_t L_t), t optionally importance-
+  // sampled (Sec. 3.3) with the weights 1 / (T p_t) on the L_vlb term only, which keeps it an
+  // unbiased estimate of L_vlb; L_simple is taken at the same t unweighted (improved-diffusion
+  // weights the whole loss, which on a 2-D toy at T = 200 tripled the sample distance: the
+  // weights of rarely drawn, noisy t's swamp L_simple).
   torch::Tensor loss(const torch::Tensor& x, const torch::Tensor& y) override {
     diffusion::LossOptions lo;
     lo.prediction = prediction_;
     lo.class_dropout = conditional_ ? o_.class_dropout : 0.0;
-    lo.null_label = conditional_ ? num_classes_ : -1;
-    return diffusion::diffusion_loss(net_fn(), schedule_, x, conditional_ ? y : torch::Tensor(),
-                                     lo);
+    lo.null_label = null_label();
+    lo.learned_variance = o_.learn_sigma;
+    if (!o_.learn_sigma)
+      return diffusion::diffusion_loss(net_fn(), schedule_, x, train_labels(y), lo);
+    torch::Tensor t, w;
+    if (sampler_) std::tie(t, w) = sampler_->sample(x.size(0));
+    const auto terms =
+        diffusion::diffusion_loss_terms(net_fn(), schedule_, x, train_labels(y), lo, t);
+    if (sampler_) sampler_->update(terms.t, terms.vlb);
+    const double T = static_cast<double>(schedule_.num_steps());
+    torch::Tensor vlb = terms.vlb;
+    if (w.defined()) vlb = vlb * w.to(vlb.device());
+    return (terms.mse + o_.vlb_weight * T * vlb).mean();
   }
 
-  SampleResult sample(const SampleRequest& r) override {
-    diffusion::Denoiser denoiser(net_fn(), prediction_, schedule_);
-    sampling::SampleJob job;
-    job.shape = info_.shape;
-    job.n = r.n;
-    job.seed = r.seed;
-    job.image = info_.is_image();
-    job.device = device_;
-    job.progress = r.progress;
-    SampleResult res;
-    res.labels = request_labels(r, num_classes_, conditional_);
-    if (conditional_) {
-      job.cond.labels = res.labels;
-      job.cond.null_label = num_classes_;
+  // The ODE likelihood (DenoiserModel) and the variational bound (diffusion/vlb.h), both in
+  // bits/dim: the bound on the 8-bit data itself (its decoder is discrete).
+  Json test_likelihood(const data::Dataset& test, int64_t n, int64_t k, uint64_t seed) override {
+    Json out = DenoiserModel::test_likelihood(test, n, k, seed);
+    if (!info_.is_image()) return out;
+    if (n <= 0 || n > test.size()) n = test.size();
+    net_->eval();
+    const diffusion::Denoiser d = denoiser();
+    diffusion::Conditioning cond;
+    if (conditional_) cond.null_label = num_classes_;
+    const auto kind = d.learned_variance()
+                          ? diffusion::VarianceKind::Learned
+                          : (sample_.variance == "beta" ? diffusion::VarianceKind::Beta
+                                                        : diffusion::VarianceKind::BetaTilde);
+    at::Generator gen = at::detail::createCPUGenerator(seed + 1);
+    constexpr int64_t kBatch = 100;
+    const int64_t T = schedule_.num_steps();
+    Progress bar(n * T, 0, "vlb", 10.0);
+    double total = 0.0, prior = 0.0, decoder = 0.0;
+    for (int64_t i = 0; i < n; i += kBatch) {
+      const int64_t b = std::min(kBatch, n - i);
+      const torch::Tensor x = test.x.narrow(0, i, b).to(device_);
+      const auto r = diffusion::vlb_bits_per_dim(
+          d, x, cond, kind, gen, true, [&](int64_t t, int64_t) { bar.update(i * T + t * b, ""); });
+      total += r.total.sum().item<double>();
+      prior += r.prior.sum().item<double>();
+      decoder += r.decoder.sum().item<double>();
     }
-    sampling::Drawn drawn = sampling::draw_samples(denoiser, sample_, job);
-    res.x = drawn.x;
-    res.params = drawn.params;
-    res.params["prediction"] = diffusion::to_string(prediction_);
-    res.params["noise_schedule"] = schedule_.name;
-    if (conditional_)
-      res.params["class"] = r.class_label >= 0 ? std::to_string(r.class_label) : "all";
-    return res;
+    bar.finish(num(total / double(n)) + " bits/dim");
+    out["vlb_bits_per_dim"] = total / double(n);
+    out["vlb_prior_bits_per_dim"] = prior / double(n);
+    out["vlb_decoder_bits_per_dim"] = decoder / double(n);
+    out["vlb_n"] = n;
+    out["vlb_variance"] = d.learned_variance()         ? "learned"
+                          : sample_.variance == "beta" ? "beta"
+                                                       : "beta_tilde";
+    return out;
+  }
+
+ protected:
+  diffusion::Denoiser denoiser() override {
+    return diffusion::Denoiser(net_fn(), prediction_, schedule_, o_.learn_sigma);
   }
 
  private:
-  DataInfo info_;
   DdpmOptions o_;
-  sampling::SamplerOptions sample_;
   diffusion::NoiseSchedule schedule_;
   diffusion::Prediction prediction_;
-  bool conditional_;
-  int64_t num_classes_;
-  nn::Precision precision_;
-  torch::Device device_;
-  DdpmNet net_;
+  std::optional<diffusion::LossAwareSampler> sampler_;
 };
 
 }  // namespace
@@ -198,8 +151,7 @@ std::vector<ModelEntry> ddpm_entries() {
   e.family = "diffusion";
   e.description =
       "denoising diffusion (Ho et al. 2020), class-conditional with classifier-free guidance";
-  e.config_keys = ddpm_keys().keys();
-  for (const auto& k : sampling::sampler_keys().keys()) e.config_keys.push_back(k);
+  e.config_keys = score::denoiser_model_keys(ddpm_keys().keys());
   // Tuned for the README's 15-minute CPU run on Fashion-MNIST.
   e.defaults = {{"train.batch_size", "64"},
                 {"train.lr", "1e-3"},

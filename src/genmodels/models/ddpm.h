@@ -8,7 +8,4 @@ namespace gm {
 
 std::vector<ModelEntry> ddpm_entries();
 
-/// Parses "1,2,2" into {1, 2, 2}; `key` names the setting in the error.
-std::vector<int64_t> parse_int_list(const std::string& text, const std::string& key);
-
 }  // namespace gm

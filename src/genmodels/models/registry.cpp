@@ -7,6 +7,7 @@
 #include "genmodels/gan/gan_model.h"
 #include "genmodels/gan/translation_model.h"
 #include "genmodels/models/ddpm.h"
+#include "genmodels/score/score_models.h"
 #include "genmodels/vae/vae_model.h"
 
 namespace gm {
@@ -14,8 +15,8 @@ namespace gm {
 const std::vector<ModelEntry>& model_registry() {
   static const std::vector<ModelEntry> entries = [] {
     std::vector<ModelEntry> e;
-    for (auto* family : {ddpm_entries, vae_entries, flow_entries, gan_entries, translation_entries,
-                         classic_entries})
+    for (auto* family : {ddpm_entries, score::ncsn_entries, score::sde_entries, vae_entries,
+                         flow_entries, gan_entries, translation_entries, classic_entries})
       for (auto& entry : family()) e.push_back(std::move(entry));
     return e;
   }();
