@@ -5,10 +5,12 @@
 # 2,000 samples here: computed once and cached in RUN/sampler-fid-nN/ddpm-1000.json; REF=0
 # skips it).
 #   RUN=runs/fmnist-quality-15m N=2000 NFES="10 20 50" [SCHEDULE=discrete|karras|exponential] \
-#     bench/sampler_quality.sh [SAMPLER ...]
+#     bench/sampler_sweep.sh [SAMPLER ...]
 # Steps per NFE: 2 evaluations per step for heun and dpm++2s_a (the last step takes 1), 2 for pc
 # (1 corrector step); ode is adaptive and runs at rtol = atol = 1e-2, 1e-3, 1e-4 instead.
-# Writes bench/results/sampler_quality.json and prints one table.
+# Prints one table; writes bench/results/sampler_sweep-RUNNAME.json (rows accumulate over
+# invocations on the same run and N) and the FID-vs-NFE plot bench/results/sampler_sweep-RUNNAME.svg
+# (one line per sampler and grid, log-scaled NFE, the DDPM-1000 FID as a dashed line).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=${RUN:-runs/fmnist-quality-15m}
@@ -62,11 +64,62 @@ for name in names:
     nfe = int(j.get("sample", {}).get("nfe", 0))
     rows[name] = {"fid": fid, "nfe": nfe, "seconds": t}
     print(f"{name:<22} {nfe:>5} {fid:8.2f} {t:8.0f}")
-path = "bench/results/sampler_quality.json"
-old = json.load(open(path)) if os.path.exists(path) else {}
-if old.get("run") == os.path.dirname(out) and old.get("n") == int(os.environ.get("N", "2000")):
+run = os.path.dirname(out)
+n = int(os.environ.get("N", "2000"))
+base = "bench/results/sampler_sweep-" + os.path.basename(run.rstrip("/"))
+old = json.load(open(base + ".json")) if os.path.exists(base + ".json") else {}
+if old.get("run") == run and old.get("n") == n:
     old["rows"].update(rows)  # earlier invocations' rows (other samplers or grids) are kept
     rows = old["rows"]
-json.dump({"n": int(os.environ.get("N", "2000")), "run": os.path.dirname(out), "rows": rows},
-          open(path, "w"), indent=1)
+json.dump({"n": n, "run": run, "rows": rows}, open(base + ".json", "w"), indent=1)
+
+# The plot: hand-written SVG (no plotting package needed).
+import math, re
+series = {}
+ref = None
+for name, r in rows.items():
+    if name.startswith("ddpm-"):
+        ref = r["fid"]
+        continue
+    key = re.sub(r"-nfe\d+$", "", name)
+    key = re.sub(r"-tol[0-9e.-]+$", "", key)
+    series.setdefault(key, []).append((r["nfe"], r["fid"]))
+W, H, L, B = 720, 460, 60, 50
+pts = [p for v in series.values() for p in v if p[0] > 0]
+if pts:
+    xs = [math.log10(p[0]) for p in pts]
+    x0, x1 = math.floor(min(xs)), math.ceil(max(xs) + 1e-9)
+    ymax = min(max([p[1] for p in pts] + [ref or 0]) * 1.05, 4 * (ref or 50))
+    X = lambda nfe: L + (math.log10(nfe) - x0) / max(x1 - x0, 1e-9) * (W - L - 170)
+    Y = lambda f: H - B - min(f, ymax) / ymax * (H - B - 20)
+    colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+              "#7f7f7f", "#bcbd22", "#17becf", "#000000", "#aa4499", "#44aa99", "#882255"]
+    svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
+           f'<rect width="{W}" height="{H}" fill="white"/>',
+           f'<text x="{L}" y="14">FID ({n} samples) vs NFE per sample: {run}</text>',
+           f'<line x1="{L}" y1="{H-B}" x2="{W-170}" y2="{H-B}" stroke="black"/>',
+           f'<line x1="{L}" y1="{H-B}" x2="{L}" y2="20" stroke="black"/>']
+    for e in range(x0, x1 + 1):
+        for m in (1, 2, 5):
+            v = m * 10 ** e
+            if x0 <= math.log10(v) <= x1:
+                svg.append(f'<text x="{X(v):.1f}" y="{H-B+16}" text-anchor="middle">{v:g}</text>')
+    for k in range(6):
+        f = ymax * k / 5
+        svg.append(f'<text x="{L-6}" y="{Y(f)+4:.1f}" text-anchor="end">{f:.0f}</text>')
+    svg.append(f'<text x="{(W-170+L)/2}" y="{H-12}" text-anchor="middle">NFE (log scale)</text>')
+    if ref:
+        svg.append(f'<line x1="{L}" y1="{Y(ref):.1f}" x2="{W-170}" y2="{Y(ref):.1f}" stroke="black" stroke-dasharray="6,4"/>')
+        svg.append(f'<text x="{W-165}" y="{Y(ref)+4:.1f}">DDPM-1000 {ref:.1f}</text>')
+    for i, (key, v) in enumerate(sorted(series.items())):
+        v = sorted(p for p in v if p[0] > 0)
+        c = colors[i % len(colors)]
+        d = " ".join(f"{X(a):.1f},{Y(b):.1f}" for a, b in v)
+        svg.append(f'<polyline points="{d}" fill="none" stroke="{c}" stroke-width="2"/>')
+        for a, b in v:
+            svg.append(f'<circle cx="{X(a):.1f}" cy="{Y(b):.1f}" r="3" fill="{c}"/>')
+        svg.append(f'<text x="{W-160}" y="{40 + 16*i}" fill="{c}">{key}</text>')
+    svg.append("</svg>")
+    open(base + ".svg", "w").write("\n".join(svg) + "\n")
+    print("wrote", base + ".json", "and", base + ".svg")
 PY

@@ -194,7 +194,7 @@ class UNet(nn.Module):
         return self.conv_out(F.silu(self.out_norm(h)))
 
 
-class DdpmNet(nn.Module):  # the C++ DdpmNet registers the U-Net as "unet"
+class DdpmNet(nn.Module):  # the C++ DenoiserNet registers the U-Net as "unet"
     def __init__(self, **kw):
         super().__init__()
         self.unet = UNet(**kw)
