@@ -191,7 +191,7 @@ TEST(Cli, HelpShowsDefaultsAndChoicesAndHidesTestFlags) {
   Result s = cli("sample --help");
   ASSERT_EQ(s.status, 0) << s.err;
   EXPECT_NE(s.out.find("{ddpm, ddim, euler, heun, euler_a, lms, dpm++2m, dpm++2m_sde, dpm++2s_a, "
-                       "unipc, pc, ode}"),
+                       "unipc, pc, langevin, ode}"),
             std::string::npos)
       << s.out;  // from the sampler table
   EXPECT_NE(s.out.find("{discrete, karras, exponential}"), std::string::npos) << s.out;
@@ -205,7 +205,7 @@ TEST(Cli, ConfigPrintsCommentedDefaultsThatTrainBack) {
   ASSERT_EQ(c.status, 0) << c.err;
   // One comment line above each key; the model's own defaults (ddpm: lr 1e-3) are in place.
   EXPECT_NE(c.out.find("# peak learning rate\nlr = 0.001\n"), std::string::npos) << c.out;
-  EXPECT_NE(c.out.find("unipc, pc, ode)\nsampler = 'ddim'"), std::string::npos) << c.out;
+  EXPECT_NE(c.out.find("unipc, pc, langevin, ode)\nsampler = 'ddim'"), std::string::npos) << c.out;
   const std::string dir = fresh("config");
   fs::create_directories(dir);
   gm::write_file_atomic(dir + "/ddpm.toml", c.out);
