@@ -153,11 +153,7 @@ std::vector<ModelEntry> ddpm_entries() {
       "denoising diffusion (Ho et al. 2020), class-conditional with classifier-free guidance";
   e.config_keys = score::denoiser_model_keys(ddpm_keys().keys());
   // Tuned for the README's 15-minute CPU run on Fashion-MNIST.
-  e.defaults = {{"train.batch_size", "64"},
-                {"train.lr", "1e-3"},
-                {"train.lr_schedule", "cosine"},
-                {"train.lr_min_ratio", "0.05"},
-                {"train.ema_decay", "0.995"}};
+  e.defaults = score::denoiser_model_defaults();
   e.create = [](const Config& c, const DataInfo& info) -> std::unique_ptr<Model> {
     return std::make_unique<Ddpm>(c, info);
   };

@@ -60,6 +60,16 @@ std::vector<ConfigKey> denoiser_model_keys(std::vector<ConfigKey> own) {
   return keys;
 }
 
+std::map<std::string, std::string> denoiser_model_defaults(
+    std::map<std::string, std::string> more) {
+  more.insert({{"train.batch_size", "64"},
+               {"train.lr", "1e-3"},
+               {"train.lr_schedule", "cosine"},
+               {"train.lr_min_ratio", "0.05"},
+               {"train.ema_decay", "0.995"}});
+  return more;
+}
+
 DenoiserModel::DenoiserModel(const Config& c, const DataInfo& info, int64_t out_factor)
     : info_(info),
       net_o_(net_keys().read(c)),

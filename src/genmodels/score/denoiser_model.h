@@ -81,6 +81,11 @@ class DenoiserModel : public Model {
   DenoiserNet net_;
 };
 
+/// The train.* defaults of every denoiser model (the README's 15-minute CPU recipe of ddpm) plus
+/// a model's own `more` (e.g. its default sampler).
+std::map<std::string, std::string> denoiser_model_defaults(
+    std::map<std::string, std::string> more = {});
+
 /// The sampler keys every denoiser model lists after its own.
 std::vector<ConfigKey> denoiser_model_keys(std::vector<ConfigKey> own);
 

@@ -109,10 +109,8 @@ std::vector<ModelEntry> ncsn_entries() {
   e.description =
       "noise-conditional score network (Song & Ermon 2019, NCSNv2 levels), annealed Langevin";
   e.config_keys = denoiser_model_keys(ncsn_keys().keys());
-  e.defaults = {{"train.batch_size", "64"},      {"train.lr", "1e-3"},
-                {"train.lr_schedule", "cosine"}, {"train.lr_min_ratio", "0.05"},
-                {"train.ema_decay", "0.995"},    {"sample.sampler", "langevin"},
-                {"sample.schedule", "discrete"}};
+  e.defaults =
+      denoiser_model_defaults({{"sample.sampler", "langevin"}, {"sample.schedule", "discrete"}});
   e.create = [](const Config& c, const DataInfo& info) -> std::unique_ptr<Model> {
     return std::make_unique<Ncsn>(c, info);
   };

@@ -87,10 +87,8 @@ std::vector<ModelEntry> sde_entries() {
   // the reverse SDE by Euler-Maruyama over 1000 levels without a corrector (VE runs add the
   // Langevin corrector, sample.corrector_steps = 1 at snr 0.16; in low dimension its per-sample
   // step size is erratic: a 2-D toy's samples scatter).
-  e.defaults = {{"train.batch_size", "64"},      {"train.lr", "1e-3"},
-                {"train.lr_schedule", "cosine"}, {"train.lr_min_ratio", "0.05"},
-                {"train.ema_decay", "0.995"},    {"sample.sampler", "pc"},
-                {"sample.schedule", "discrete"}, {"sample.corrector_steps", "0"}};
+  e.defaults = denoiser_model_defaults(
+      {{"sample.sampler", "pc"}, {"sample.schedule", "discrete"}, {"sample.corrector_steps", "0"}});
   e.create = [](const Config& c, const DataInfo& info) -> std::unique_ptr<Model> {
     return std::make_unique<SdeModel>(c, info);
   };
