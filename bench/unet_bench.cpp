@@ -17,8 +17,10 @@
 // 2. Times the train step as src/genmodels/train/trainer.cpp does it (zero_grad, Model::loss,
 //    item, backward, clip_grad_norm_ 1.0, Adam, EMA) on a fixed batch of 64, median of several
 //    timed steps after warm-up, under several execution variants (NCHW / channels-last, oneDNN
-//    on/off, bf16 autocast, 1 vs 2 threads, ATEN_CPU_CAPABILITY=avx512 in a child process).
-// 3. Times guided DDIM-50 sampling through Model::sample (batch doubling for guidance).
+//    on/off, bf16 autocast, 1 vs 2 threads, ATEN_CPU_CAPABILITY=avx512 in a child process,
+//    *_unfused: the fused GroupNorm+SiLU kernels of nn/fused_norm.h off, LibTorch's ops instead).
+// 3. Times guided DDIM-50 sampling through Model::sample (batch doubling for guidance): fp32,
+//    channels-last, bf16 and fp32 unfused.
 // 4. Counts FLOPs analytically (conv/linear/attention-bmm shapes walked over the real modules;
 //    forward = 2 MACs, train step = 3 x forward) and measures the conv peak (3x3 conv forward).
 // 5. Profiles one train step (LibTorch's profiler, self time per op) + per-phase wall time.
@@ -44,6 +46,7 @@
 #include "genmodels/diffusion/schedule.h"
 #include "genmodels/io/npy.h"
 #include "genmodels/models/registry.h"
+#include "genmodels/nn/fused_norm.h"
 #include "genmodels/nn/unet.h"
 #include "genmodels/sampling/samplers.h"
 #include "genmodels/sampling/timesteps.h"
@@ -84,7 +87,9 @@ struct Options {
   bool python = true, profile = true, quick = false;
   std::string child_variant, child_out;  // internal: child process for ATEN_CPU_CAPABILITY
   std::string python_exe = "/usr/bin/python3";
-  std::string variants = "nchw,channels_last,nchw_no_onednn,bf16,nchw_1thread,nchw_avx512_aten";
+  std::string variants =
+      "nchw,nchw_unfused,channels_last,nchw_no_onednn,bf16,bf16_unfused,nchw_1thread,nchw_avx512_"
+      "aten";
   std::string py_variants = "nchw,channels_last";
   bool peak = true, sample = true;
   bool openblas_single = true;   // OpenBLAS's own pthread pool fights OpenMP (see report)
@@ -95,6 +100,7 @@ struct Variant {
   std::string name;
   bool channels_last = false, bf16 = false, mkldnn = true;
   int threads = 2;
+  bool fused = true;  // the fused GroupNorm+SiLU kernels (nn/fused_norm.h); false = LibTorch ops
 };
 
 // ------------------------------------------------------------------------------------ setup
@@ -257,6 +263,7 @@ struct Trainer {
 void apply_variant(const Variant& v) {
   torch::set_num_threads(v.threads);
   at::globalContext().setUserEnabledMkldnn(v.mkldnn);
+  gm::nn::set_fused_kernels_enabled(v.fused);
 }
 
 TrainRun time_train(const Setup& s, const Variant& v, int warmup, int iters, double budget_s) {
@@ -740,6 +747,8 @@ int main(int argc, char** argv) {
       {"channels_last_1thread", true, false, true, 1},
       {"nchw_2threads", false, false, true, 2},
       {"channels_last_2threads", true, false, true, 2},
+      {"nchw_unfused", false, false, true, o.threads, false},
+      {"bf16_unfused", false, true, true, o.threads, false},
   };
   std::vector<Variant> variants;
   {
@@ -813,6 +822,10 @@ int main(int argc, char** argv) {
   if (o.sample) {
     samp["nchw"] = time_sample(s, all_variants[0], o.sample_n, o.sample_reps);
     samp["channels_last"] = time_sample(s, all_variants[1], o.sample_n, o.sample_reps);
+    samp["bf16"] = time_sample(s, all_variants[3], o.sample_n, o.sample_reps);
+    samp["nchw_unfused"] =
+        time_sample(s, Variant{"nchw_unfused", false, false, true, o.threads, false}, o.sample_n,
+                    o.sample_reps);
   }
   const int steps = static_cast<int>(gm::sampling::find_sampler("ddim").default_steps);
   for (auto& [name, r] : samp) {

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "genmodels/core/error.h"
+#include "genmodels/nn/fused_norm.h"
 
 namespace gm::nn {
 namespace {
@@ -110,13 +111,14 @@ ResBlockImpl::ResBlockImpl(int64_t in_ch, int64_t out_ch, int64_t emb_dim, int64
 
 // Ho et al. 2020 App. B residual block with time conditioning.
 torch::Tensor ResBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& emb_act) {
-  auto h = conv1(torch::silu(gn(norm1, x)));
-  auto e = emb_proj(emb_act).unsqueeze(-1).unsqueeze(-1);  // N x C x 1 x 1
+  // GroupNorm + (scale, shift) + SiLU run as one fused operation (fused_norm.h).
+  auto h = conv1(group_norm_silu(norm1, x));
+  auto e = emb_proj(emb_act);  // N x C (x 2 with scale-shift norm)
   if (scale_shift_norm) {
     auto ss = e.chunk(2, 1);
-    h = torch::silu(torch::addcmul(ss[1], gn(norm2, h), ss[0] + 1.0));
+    h = group_norm_silu(norm2, h, ss[0], ss[1]);
   } else {
-    h = torch::silu(gn(norm2, h + e));
+    h = group_norm_silu(norm2, h + e.unsqueeze(-1).unsqueeze(-1));
   }
   if (dropout > 0.0 && is_training()) h = torch::dropout(h, dropout, true);
   h = conv2(h);
@@ -287,7 +289,7 @@ torch::Tensor UNetImpl::forward(const torch::Tensor& x, const torch::Tensor& t,
     h = s(torch::cat({h, skips.back()}, 1), emb_act);
     skips.pop_back();
   }
-  return conv_out(torch::silu(gn(out_norm, h)));
+  return conv_out(group_norm_silu(out_norm, h));
 }
 
 TimeMLPImpl::TimeMLPImpl(const TimeMLPOptions& o) : options(o) {

@@ -1,0 +1,240 @@
+// The fused GroupNorm + scale/shift + SiLU operation (fused_norm.h): argument checks, the
+// reference formula, the autograd function over the raw kernels, and the run-time choice of
+// instruction set.
+#include "genmodels/nn/fused_norm.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "genmodels/core/error.h"
+#include "genmodels/nn/kernels/group_norm_silu.h"
+
+namespace gm::nn {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// The table of the best instruction set this CPU runs; ATEN_CPU_CAPABILITY (LibTorch's own
+// switch: default, avx2, avx512) caps it, as it does for LibTorch's kernels.
+const kernels::GnSiluKernels& cpu_kernels() {
+  static const kernels::GnSiluKernels k = [] {
+    __builtin_cpu_init();
+    const char* cap = std::getenv("ATEN_CPU_CAPABILITY");
+    const std::string want = cap ? cap : "";
+    const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+    const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (avx512 && (want.empty() || want == "avx512")) return kernels::gn_silu_kernels_avx512();
+    if (avx2 && want != "default") return kernels::gn_silu_kernels_avx2();
+    return kernels::gn_silu_kernels_default();
+  }();
+  return k;
+}
+
+std::atomic<bool>& fused_flag() {
+  static std::atomic<bool> on = [] {
+    const char* v = std::getenv("GENMODELS_FUSED_KERNELS");
+    return !(v && std::strcmp(v, "0") == 0);
+  }();
+  return on;
+}
+
+struct Dims {
+  int64_t n, c, hw;
+};
+
+// Checks the arguments of both paths; returns N, C and the per-channel element count.
+Dims check_args(const torch::Tensor& x, int64_t groups, const torch::Tensor& weight,
+                const torch::Tensor& bias, double eps, const torch::Tensor& scale,
+                const torch::Tensor& shift) {
+  const char* who = "group_norm_silu";
+  if (!x.defined() || x.dim() < 2)
+    throw Error(std::string(who) + ": x must be N x C x ... (got " +
+                (x.defined() ? c10::str(x.sizes()) : std::string("undefined")) + ")");
+  const int64_t n = x.size(0), c = x.size(1);
+  if (groups < 1 || c % groups != 0)
+    throw Error(std::string(who) + ": groups = " + std::to_string(groups) +
+                " must divide C = " + std::to_string(c));
+  if (!(eps > 0.0)) throw Error(std::string(who) + ": eps = " + num(eps) + " must be > 0");
+  for (const auto* p : {&weight, &bias}) {
+    if (p->defined() && p->numel() != c)
+      throw Error(std::string(who) + ": weight/bias have " + std::to_string(p->numel()) +
+                  " elements, expected C = " + std::to_string(c));
+  }
+  if (scale.defined() != shift.defined())
+    throw Error(std::string(who) + ": scale and shift must be given together");
+  for (const auto* p : {&scale, &shift}) {
+    if (p->defined() && p->numel() != n * c)
+      throw Error(std::string(who) + ": scale/shift have shape " + c10::str(p->sizes()) +
+                  ", expected N x C = " + std::to_string(n) + " x " + std::to_string(c));
+  }
+  return {n, c, n * c == 0 ? 0 : x.numel() / (n * c)};
+}
+
+kernels::GnSiluShape kernel_shape(const Dims& d, int64_t groups, double eps) {
+  kernels::GnSiluShape s;
+  s.n = d.n;
+  s.c = d.c;
+  s.hw = d.hw;
+  s.groups = groups;
+  s.eps = static_cast<float>(eps);
+  return s;
+}
+
+const float* ptr_or_null(const torch::Tensor& t) {
+  return t.defined() ? t.data_ptr<float>() : nullptr;
+}
+
+const c10::BFloat16* bf16_ptr(const torch::Tensor& t) {
+  return reinterpret_cast<const c10::BFloat16*>(t.data_ptr<at::BFloat16>());
+}
+c10::BFloat16* bf16_ptr(torch::Tensor& t) {
+  return reinterpret_cast<c10::BFloat16*>(t.data_ptr<at::BFloat16>());
+}
+
+// LibTorch 1.13's Function::apply cannot take undefined tensors: "no scale/shift" travels as an
+// empty tensor and becomes undefined again inside.
+torch::Tensor present(const torch::Tensor& t) {
+  return t.defined() && t.numel() > 0 ? t : torch::Tensor();
+}
+
+// Autograd over the raw kernels. Inputs: x (contiguous, fp32 or bf16), weight and bias (C, fp32),
+// scale and shift (N x C fp32, or empty). Saves x and the group statistics, not the output.
+struct GroupNormSiluFn : public torch::autograd::Function<GroupNormSiluFn> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& weight, const torch::Tensor& bias,
+                               const torch::Tensor& scale_in, const torch::Tensor& shift_in,
+                               int64_t groups, double eps) {
+    const torch::Tensor scale = present(scale_in), shift = present(shift_in);
+    const Dims d = check_args(x, groups, weight, bias, eps, scale, shift);
+    const kernels::GnSiluShape s = kernel_shape(d, groups, eps);
+    const auto fopts = x.options().dtype(torch::kFloat);
+    torch::Tensor mean = torch::empty({d.n, groups}, fopts), rstd = torch::empty_like(mean);
+    torch::Tensor y = torch::empty_like(x, torch::MemoryFormat::Contiguous);
+    const auto& k = cpu_kernels();
+    if (x.numel() > 0) {
+      if (x.scalar_type() == torch::kFloat) {
+        k.forward_f32(x.data_ptr<float>(), weight.data_ptr<float>(), bias.data_ptr<float>(),
+                      ptr_or_null(scale), ptr_or_null(shift), y.data_ptr<float>(),
+                      mean.data_ptr<float>(), rstd.data_ptr<float>(), s);
+      } else {
+        k.forward_bf16(bf16_ptr(x), weight.data_ptr<float>(), bias.data_ptr<float>(),
+                       ptr_or_null(scale), ptr_or_null(shift), bf16_ptr(y), mean.data_ptr<float>(),
+                       rstd.data_ptr<float>(), s);
+      }
+    }
+    ctx->save_for_backward({x, weight, bias, scale_in, shift_in, mean, rstd});
+    ctx->saved_data["groups"] = groups;
+    ctx->saved_data["eps"] = eps;
+    return y;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const torch::Tensor &x = saved[0], &weight = saved[1], &bias = saved[2], &mean = saved[5],
+                        &rstd = saved[6];
+    const torch::Tensor scale = present(saved[3]), shift = present(saved[4]);
+    const int64_t groups = ctx->saved_data["groups"].toInt();
+    const double eps = ctx->saved_data["eps"].toDouble();
+    if (torch::GradMode::is_enabled())
+      return backward_differentiable(x, weight, bias, scale, shift, groups, eps, grads[0]);
+    const Dims d = check_args(x, groups, weight, bias, eps, scale, shift);
+    const kernels::GnSiluShape s = kernel_shape(d, groups, eps);
+    const torch::Tensor dy = grads[0].to(x.scalar_type()).contiguous();
+    torch::Tensor dx = torch::empty_like(x, torch::MemoryFormat::Contiguous);
+    const auto fopts = x.options().dtype(torch::kFloat);
+    torch::Tensor dsum = torch::zeros({d.n, d.c}, fopts), dxhat = torch::zeros_like(dsum);
+    const auto& k = cpu_kernels();
+    if (x.numel() > 0) {
+      if (x.scalar_type() == torch::kFloat) {
+        k.backward_f32(dy.data_ptr<float>(), x.data_ptr<float>(), weight.data_ptr<float>(),
+                       bias.data_ptr<float>(), ptr_or_null(scale), ptr_or_null(shift),
+                       mean.data_ptr<float>(), rstd.data_ptr<float>(), dx.data_ptr<float>(),
+                       dsum.data_ptr<float>(), dxhat.data_ptr<float>(), s);
+      } else {
+        k.backward_bf16(bf16_ptr(dy), bf16_ptr(x), weight.data_ptr<float>(), bias.data_ptr<float>(),
+                        ptr_or_null(scale), ptr_or_null(shift), mean.data_ptr<float>(),
+                        rstd.data_ptr<float>(), bf16_ptr(dx), dsum.data_ptr<float>(),
+                        dxhat.data_ptr<float>(), s);
+      }
+    }
+    // z = (w xhat + b) f + shift with f = 1 + scale: the parameter gradients from the sums.
+    const torch::Tensor f = scale.defined() ? scale + 1.0 : torch::ones_like(dsum);
+    torch::Tensor dscale, dshift;
+    if (scale.defined()) {
+      dscale = weight.unsqueeze(0) * dxhat + bias.unsqueeze(0) * dsum;
+      dshift = dsum;
+    }
+    return {dx, (dxhat * f).sum(0), (dsum * f).sum(0), dscale, dshift, {}, {}};
+  }
+
+  // create_graph = true (a gradient penalty through the network): the gradient as a graph of
+  // LibTorch's differentiable ops, so it can be differentiated again.
+  static variable_list backward_differentiable(const torch::Tensor& x, const torch::Tensor& weight,
+                                               const torch::Tensor& bias,
+                                               const torch::Tensor& scale,
+                                               const torch::Tensor& shift, int64_t groups,
+                                               double eps, const torch::Tensor& dy) {
+    const std::vector<torch::Tensor> all = {x, weight, bias, scale, shift};
+    std::vector<torch::Tensor> wrt;
+    for (const auto& t : all)
+      if (t.defined() && t.requires_grad()) wrt.push_back(t);
+    variable_list out(all.size() + 2);
+    if (wrt.empty()) return out;
+    const torch::Tensor y = group_norm_silu_reference(x, groups, weight, bias, eps, scale, shift);
+    const auto g = torch::autograd::grad({y}, wrt, {dy}, /*retain_graph=*/true,
+                                         /*create_graph=*/true, /*allow_unused=*/true);
+    size_t j = 0;
+    for (size_t i = 0; i < all.size(); ++i)
+      if (all[i].defined() && all[i].requires_grad()) out[i] = g[j++];
+    return out;
+  }
+};
+
+}  // namespace
+
+torch::Tensor group_norm_silu_reference(const torch::Tensor& x, int64_t groups,
+                                        const torch::Tensor& weight, const torch::Tensor& bias,
+                                        double eps, const torch::Tensor& scale,
+                                        const torch::Tensor& shift) {
+  const Dims d = check_args(x, groups, weight, bias, eps, scale, shift);
+  torch::Tensor h = torch::group_norm(x.to(torch::kFloat), groups, weight, bias, eps);
+  if (scale.defined()) {
+    std::vector<int64_t> shape = {d.n, d.c};
+    shape.resize(x.dim(), 1);
+    h = h * (scale.to(torch::kFloat).reshape(shape) + 1.0) + shift.to(torch::kFloat).reshape(shape);
+  }
+  return torch::silu(h).to(x.scalar_type());
+}
+
+torch::Tensor group_norm_silu(const torch::Tensor& x, int64_t groups, const torch::Tensor& weight,
+                              const torch::Tensor& bias, double eps, const torch::Tensor& scale,
+                              const torch::Tensor& shift) {
+  const Dims d = check_args(x, groups, weight, bias, eps, scale, shift);
+  const bool fused = fused_kernels_enabled() && x.device().is_cpu() && x.is_contiguous() &&
+                     (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kBFloat16) &&
+                     weight.defined() && bias.defined() && weight.scalar_type() == torch::kFloat &&
+                     bias.scalar_type() == torch::kFloat;
+  if (!fused) return group_norm_silu_reference(x, groups, weight, bias, eps, scale, shift);
+  auto as_nc = [&](const torch::Tensor& t) {
+    return t.defined() ? t.to(torch::kFloat).reshape({d.n, d.c}).contiguous()
+                       : torch::empty({0}, x.options().dtype(torch::kFloat));
+  };
+  return GroupNormSiluFn::apply(x, weight.contiguous(), bias.contiguous(), as_nc(scale),
+                                as_nc(shift), groups, eps);
+}
+
+torch::Tensor group_norm_silu(torch::nn::GroupNorm& norm, const torch::Tensor& x,
+                              const torch::Tensor& scale, const torch::Tensor& shift) {
+  const auto& o = norm->options;
+  return group_norm_silu(x, o.num_groups(), norm->weight, norm->bias, o.eps(), scale, shift);
+}
+
+bool fused_kernels_enabled() { return fused_flag().load(); }
+void set_fused_kernels_enabled(bool on) { fused_flag().store(on); }
+const char* fused_kernels_isa() { return cpu_kernels().isa; }
+
+}  // namespace gm::nn

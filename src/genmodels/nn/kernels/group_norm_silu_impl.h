@@ -1,0 +1,219 @@
+// Body of the GroupNorm + scale/shift + SiLU kernels (group_norm_silu.h), included once by each
+// instruction-set file, which defines GM_KERNEL_TABLE (the table function's name) and GM_KERNEL_ISA
+// and is compiled with its CPU_CAPABILITY, so at::vec::Vectorized<float> is that ISA's vector.
+//
+// Work split: one task per (sample, group), a contiguous block of c / groups channels x hw.
+// Forward reads the block twice (moments, then the activation); backward reads x and dy once to
+// form dz and its sums, then rewrites dz in place into dx (GroupNorm's backward, with the group
+// means of dxhat and dxhat * xhat expressed through the per-channel sums).
+#pragma once
+#ifndef GM_KERNEL_TABLE
+#error "define GM_KERNEL_TABLE and GM_KERNEL_ISA before including group_norm_silu_impl.h"
+#endif
+#include <ATen/Parallel.h>
+#include <ATen/cpu/vec/vec.h>
+#include <c10/util/BFloat16.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "genmodels/nn/kernels/group_norm_silu.h"
+
+namespace gm::nn::kernels {
+namespace {
+
+using Vec = at::vec::Vectorized<float>;
+constexpr int64_t kW = Vec::size();
+
+// A block of n values as floats: the pointer itself for fp32, a converted per-thread copy for bf16.
+const float* load_block(const float* p, int64_t, std::vector<float>&) { return p; }
+const float* load_block(const c10::BFloat16* p, int64_t n, std::vector<float>& buf) {
+  if (static_cast<int64_t>(buf.size()) < n) buf.resize(n);
+  for (int64_t i = 0; i < n; ++i) buf[i] = static_cast<float>(p[i]);
+  return buf.data();
+}
+// Where to write a block of n results: the destination for fp32, a per-thread buffer for bf16
+// (copied to the destination by store_block).
+float* out_block(float* p, int64_t, std::vector<float>&) { return p; }
+float* out_block(c10::BFloat16*, int64_t n, std::vector<float>& buf) {
+  if (static_cast<int64_t>(buf.size()) < n) buf.resize(n);
+  return buf.data();
+}
+void store_block(const float*, float*, int64_t) {}
+void store_block(const float* src, c10::BFloat16* dst, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = c10::BFloat16(src[i]);
+}
+
+double hsum(const Vec& v) {
+  __at_align__ float b[kW];
+  v.store(b);
+  double t = 0.0;
+  for (int64_t j = 0; j < kW; ++j) t += b[j];
+  return t;
+}
+
+// sum(p - k) and sum((p - k)^2) over n values; shifting by a sample k keeps the one-pass variance
+// accurate when the mean is large against the spread.
+void shifted_moments(const float* p, int64_t n, float k, double& s1, double& s2) {
+  const Vec vk(k);
+  Vec a1(0.f), a2(0.f);
+  int64_t i = 0;
+  for (; i + kW <= n; i += kW) {
+    const Vec d = Vec::loadu(p + i) - vk;
+    a1 = a1 + d;
+    a2 = at::vec::fmadd(d, d, a2);
+  }
+  s1 = hsum(a1);
+  s2 = hsum(a2);
+  for (; i < n; ++i) {
+    const double d = double(p[i]) - k;
+    s1 += d;
+    s2 += d * d;
+  }
+}
+
+Vec sigmoid(const Vec& z) { return Vec(1.f) / (Vec(1.f) + z.neg().exp()); }
+
+// y = silu(a x + b) over n values.
+void silu_affine(const float* x, float* y, int64_t n, float a, float b) {
+  const Vec va(a), vb(b);
+  int64_t i = 0;
+  for (; i + kW <= n; i += kW) {
+    const Vec z = at::vec::fmadd(Vec::loadu(x + i), va, vb);
+    (z * sigmoid(z)).store(y + i);
+  }
+  if (i < n) {
+    const Vec z = at::vec::fmadd(Vec::loadu(x + i, n - i), va, vb);
+    (z * sigmoid(z)).store(y + i, n - i);
+  }
+}
+
+// dz = dy * silu'(a x + b), silu'(z) = sig(z) (1 + z (1 - sig(z))); returns sum(dz) and
+// sum(dz (x - mu)). Tail lanes load dy = 0, so they add nothing to the sums.
+void silu_affine_grad(const float* x, const float* dy, float* dz, int64_t n, float a, float b,
+                      float mu, double& sum_dz, double& sum_dzx) {
+  const Vec va(a), vb(b), vmu(mu), one(1.f);
+  Vec a1(0.f), a2(0.f);
+  auto step = [&](const Vec& xv, const Vec& dyv) {
+    const Vec z = at::vec::fmadd(xv, va, vb);
+    const Vec sg = sigmoid(z);
+    const Vec g = dyv * sg * (one + z * (one - sg));
+    a1 = a1 + g;
+    a2 = at::vec::fmadd(g, xv - vmu, a2);
+    return g;
+  };
+  int64_t i = 0;
+  for (; i + kW <= n; i += kW) step(Vec::loadu(x + i), Vec::loadu(dy + i)).store(dz + i);
+  if (i < n) step(Vec::loadu(x + i, n - i), Vec::loadu(dy + i, n - i)).store(dz + i, n - i);
+  sum_dz = hsum(a1);
+  sum_dzx = hsum(a2);
+}
+
+// Per-(sample, channel) affine of the fused op: z = a x + b.
+struct ChannelAffine {
+  float f, a, b;  // f = 1 + scale
+};
+ChannelAffine channel_affine(const float* gamma, const float* beta, const float* scale,
+                             const float* shift, int64_t nc, int64_t c, float mu, float rs) {
+  ChannelAffine r;
+  r.f = scale ? 1.f + scale[nc] : 1.f;
+  r.a = gamma[c] * rs * r.f;
+  r.b = (beta[c] - gamma[c] * mu * rs) * r.f + (shift ? shift[nc] : 0.f);
+  return r;
+}
+
+template <typename T>
+void forward_impl(const T* x, const float* gamma, const float* beta, const float* scale,
+                  const float* shift, T* y, float* mean, float* rstd, const GnSiluShape& s) {
+  const int64_t cg = s.c / s.groups, m = cg * s.hw;
+  at::parallel_for(0, s.n * s.groups, 1, [&](int64_t begin, int64_t end) {
+    thread_local std::vector<float> xbuf, ybuf;
+    for (int64_t ng = begin; ng < end; ++ng) {
+      const int64_t n = ng / s.groups, g = ng % s.groups;
+      const int64_t off = (n * s.c + g * cg) * s.hw;
+      const float* xf = load_block(x + off, m, xbuf);
+      double s1 = 0.0, s2 = 0.0;
+      shifted_moments(xf, m, xf[0], s1, s2);
+      const double d = s1 / double(m);
+      const double var = std::max(s2 / double(m) - d * d, 0.0);
+      const float mu = static_cast<float>(xf[0] + d);
+      const float rs = static_cast<float>(1.0 / std::sqrt(var + double(s.eps)));
+      mean[ng] = mu;
+      rstd[ng] = rs;
+      float* yf = out_block(y + off, m, ybuf);
+      for (int64_t cc = 0; cc < cg; ++cc) {
+        const int64_t c = g * cg + cc;
+        const ChannelAffine ca = channel_affine(gamma, beta, scale, shift, n * s.c + c, c, mu, rs);
+        silu_affine(xf + cc * s.hw, yf + cc * s.hw, s.hw, ca.a, ca.b);
+      }
+      store_block(yf, y + off, m);
+    }
+  });
+}
+
+// GroupNorm backward (Wu & He 2018 via the standard normalisation gradient): with
+// u = dz (1 + scale) gamma = dL/dxhat and M = (c / groups) hw elements per group,
+//   dx = rstd (u - mean_g(u) - xhat mean_g(u xhat)),
+// and mean_g(u) = sum_c gamma_c f_c dsum_c / M, mean_g(u xhat) = sum_c gamma_c f_c dxhat_c / M.
+template <typename T>
+void backward_impl(const T* dy, const T* x, const float* gamma, const float* beta,
+                   const float* scale, const float* shift, const float* mean, const float* rstd,
+                   T* dx, float* dsum, float* dxhat, const GnSiluShape& s) {
+  const int64_t cg = s.c / s.groups, m = cg * s.hw;
+  at::parallel_for(0, s.n * s.groups, 1, [&](int64_t begin, int64_t end) {
+    thread_local std::vector<float> xbuf, dybuf, dzbuf;
+    for (int64_t ng = begin; ng < end; ++ng) {
+      const int64_t n = ng / s.groups, g = ng % s.groups;
+      const int64_t off = (n * s.c + g * cg) * s.hw;
+      const float* xf = load_block(x + off, m, xbuf);
+      const float* dyf = load_block(dy + off, m, dybuf);
+      float* dz = out_block(dx + off, m, dzbuf);
+      const float mu = mean[ng], rs = rstd[ng];
+      double mean_u = 0.0, mean_uxhat = 0.0;
+      for (int64_t cc = 0; cc < cg; ++cc) {
+        const int64_t c = g * cg + cc, nc = n * s.c + c;
+        const ChannelAffine ca = channel_affine(gamma, beta, scale, shift, nc, c, mu, rs);
+        double d1 = 0.0, dxm = 0.0;
+        silu_affine_grad(xf + cc * s.hw, dyf + cc * s.hw, dz + cc * s.hw, s.hw, ca.a, ca.b, mu, d1,
+                         dxm);
+        const double d2 = rs * dxm;
+        dsum[nc] = static_cast<float>(d1);
+        dxhat[nc] = static_cast<float>(d2);
+        mean_u += double(gamma[c]) * ca.f * d1;
+        mean_uxhat += double(gamma[c]) * ca.f * d2;
+      }
+      mean_u /= double(m);
+      mean_uxhat /= double(m);
+      const float c2 = static_cast<float>(-double(rs) * rs * mean_uxhat);
+      const float c3 = static_cast<float>(double(rs) * rs * mean_uxhat * mu - rs * mean_u);
+      for (int64_t cc = 0; cc < cg; ++cc) {
+        const int64_t c = g * cg + cc;
+        const float f = scale ? 1.f + scale[n * s.c + c] : 1.f;
+        const Vec vg(rs * gamma[c] * f), v2(c2), v3(c3);
+        float* d = dz + cc * s.hw;
+        const float* xc = xf + cc * s.hw;
+        int64_t i = 0;
+        for (; i + kW <= s.hw; i += kW)
+          at::vec::fmadd(Vec::loadu(d + i), vg, at::vec::fmadd(Vec::loadu(xc + i), v2, v3))
+              .store(d + i);
+        for (; i < s.hw; ++i) d[i] = d[i] * (rs * gamma[c] * f) + (xc[i] * c2 + c3);
+      }
+      store_block(dz, dx + off, m);
+    }
+  });
+}
+
+}  // namespace
+
+GnSiluKernels GM_KERNEL_TABLE() {
+  GnSiluKernels k;
+  k.isa = GM_KERNEL_ISA;
+  k.forward_f32 = &forward_impl<float>;
+  k.forward_bf16 = &forward_impl<c10::BFloat16>;
+  k.backward_f32 = &backward_impl<float>;
+  k.backward_bf16 = &backward_impl<c10::BFloat16>;
+  return k;
+}
+
+}  // namespace gm::nn::kernels
