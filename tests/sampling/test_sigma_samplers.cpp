@@ -169,6 +169,29 @@ TEST(SigmaSamplers, EveryRowReproducesGaussianData) {
   EXPECT_LT(std::abs(an3 - 1.0), 0.03);
 }
 
+// The step constant langevin uses is the one its metadata records: the option when set, NCSNv2's
+// technique 4 at the grid's level ratio when 0.
+TEST(SigmaSamplers, LangevinRecordsTheEpsItUses) {
+  const std::vector<double> grid = {10.0, 1.0, 0.1, 0.0};
+  SamplerOptions o;
+  o.sampler = "langevin";
+  const double computed = langevin_eps_for(grid, o);
+  EXPECT_DOUBLE_EQ(computed, langevin_step_constant(10.0, o.langevin_steps, 0.1));
+  EXPECT_GT(computed, 0.0);
+  o.langevin_eps = 1e-3;
+  EXPECT_EQ(langevin_eps_for(grid, o), 1e-3);
+  GaussianCase su;
+  SampleJob job;
+  job.shape = {kD};
+  job.n = 4;
+  job.image = false;
+  o.langevin_eps = 0.0;
+  o.steps = 3;
+  const Drawn dr = draw_samples(su.d, o, job);
+  EXPECT_NE(dr.params.at("langevin_eps"), "0");
+  EXPECT_GT(std::stod(dr.params.at("langevin_eps")), 0.0);
+}
+
 // NFE per sampler: what each algorithm's definition says for N grid steps.
 TEST(SigmaSamplers, NfeCounts) {
   GaussianCase su;

@@ -43,24 +43,37 @@ double langevin_step_constant(double gamma, int64_t T, double sigma_last) {
   return 0.5 * (lo + hi) * s2;
 }
 
+namespace {
+std::vector<double> positive_levels(const std::vector<double>& sigmas) {
+  std::vector<double> levels;
+  for (double s : sigmas)
+    if (s > 0.0) levels.push_back(s);
+  if (levels.empty()) throw Error("langevin: the sigma grid has no positive level");
+  return levels;
+}
+}  // namespace
+
+double langevin_eps_for(const std::vector<double>& sigmas, const SamplerOptions& o) {
+  const int64_t T = o.langevin_steps;
+  if (T < 1) throw Error("sample.langevin_steps must be >= 1, got " + std::to_string(T));
+  if (o.langevin_eps < 0.0)
+    throw Error("sample.langevin_eps must be > 0 (or 0 for NCSNv2's choice), got " +
+                num(o.langevin_eps));
+  if (o.langevin_eps > 0.0) return o.langevin_eps;
+  const std::vector<double> levels = positive_levels(sigmas);
+  const double last = levels.back();
+  // The grid's mean ratio between neighbouring levels (exact for a geometric grid).
+  const double gamma = levels.size() > 1
+                           ? std::pow(levels.front() / last, 1.0 / double(levels.size() - 1))
+                           : 1.0 + 1e-3;
+  return langevin_step_constant(gamma, T, last);
+}
+
 torch::Tensor sample_langevin(torch::Tensor x, const SigmaArgs& a) {
   const int64_t T = a.o.langevin_steps;
-  if (T < 1) throw Error("sample.langevin_steps must be >= 1, got " + std::to_string(T));
-  if (a.o.langevin_eps < 0.0)
-    throw Error("sample.langevin_eps must be > 0 (or 0 for NCSNv2's choice), got " +
-                num(a.o.langevin_eps));
-  std::vector<double> levels;
-  for (double s : a.sigmas)
-    if (s > 0.0) levels.push_back(s);
+  const double eps = langevin_eps_for(a.sigmas, a.o);
+  const std::vector<double> levels = positive_levels(a.sigmas);
   const double last = levels.back();
-  double eps = a.o.langevin_eps;
-  if (eps == 0.0) {
-    // The grid's mean ratio between neighbouring levels (exact for a geometric grid).
-    const double gamma = levels.size() > 1
-                             ? std::pow(levels.front() / last, 1.0 / double(levels.size() - 1))
-                             : 1.0 + 1e-3;
-    eps = langevin_step_constant(gamma, T, last);
-  }
   const int64_t total = static_cast<int64_t>(levels.size()) * T + 1;
   int64_t done = 0;
   for (double s : levels) {

@@ -238,6 +238,7 @@ Drawn draw_samples(const diffusion::Denoiser& d, const SamplerOptions& o, const 
   sampler_keys().write(o, c, "sample");
   for (const auto& key : row.keys) res.params[key.substr(key.find('.') + 1)] = c.get_string(key);
   if (guided) res.params["guidance"] = c.get_string("sample.guidance");
+  if (row.name == "langevin") res.params["langevin_eps"] = num(langevin_eps_for(sigmas, o));
   return res;
 }
 

@@ -44,6 +44,9 @@ torch::Tensor sample_langevin(torch::Tensor x, const SigmaArgs& a);
 /// level's), as close as possible to sigma_i^2: r^(2T) (gamma^2 - v) + v with r = 1 - eps /
 /// sigma_L^2 and v = 2 eps / (sigma_L^2 (1 - r^2)) (the stationary variance over sigma_i^2).
 double langevin_step_constant(double gamma, int64_t T, double sigma_last);
+/// The eps the langevin row uses on a descending grid (ending with 0): sample.langevin_eps, or
+/// when that is 0 langevin_step_constant at the grid's mean level ratio (recorded in the metadata).
+double langevin_eps_for(const std::vector<double>& sigmas, const SamplerOptions& o);
 // ode.cpp: the probability-flow ODE with adaptive Dormand-Prince RK45 (sampling/rk45.h); uses
 // only sigmas.front() and the last nonzero sigma of the grid.
 torch::Tensor sample_ode(torch::Tensor x, const SigmaArgs& a);
