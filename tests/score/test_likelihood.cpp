@@ -97,3 +97,27 @@ TEST(Likelihood, BadInput) {
 }
 
 }  // namespace
+
+// The Bayes-optimal denoiser of Gaussian data reaches the posterior variance s^2 sigma^2 /
+// (s^2 + sigma^2) per dimension at every level.
+namespace {
+TEST(Likelihood, DenoisingErrorOfTheExactDenoiserIsThePosteriorVariance) {
+  GaussianModel g;
+  torch::manual_seed(8);
+  const torch::Tensor x = g.mu + GaussianModel::kS * torch::randn({20000, 4});
+  at::Generator gen = at::detail::createCPUGenerator(3);
+  const auto levels = score::log_spaced(0.05, 5.0, 3);
+  ASSERT_EQ(levels.size(), 3u);
+  EXPECT_NEAR(levels[1], 0.5, 1e-12);
+  const auto errs = score::denoising_error(g.d, x, {}, levels, gen);
+  ASSERT_EQ(errs.size(), 3u);
+  for (const auto& e : errs) {
+    const double s2 = GaussianModel::kS * GaussianModel::kS;
+    const double want = s2 * e.sigma * e.sigma / (s2 + e.sigma * e.sigma);
+    std::cout << "  sigma " << e.sigma << ": mse_x0 " << e.mse_x0 << " (posterior var " << want
+              << ")\n";
+    EXPECT_NEAR(e.mse_x0 / want, 1.0, 0.03) << e.sigma;  // 80,000 squared errors: ~0.5 % noise
+    EXPECT_NEAR(e.mse_eps, e.mse_x0 / (e.sigma * e.sigma), 1e-12);
+  }
+}
+}  // namespace

@@ -94,4 +94,33 @@ LikelihoodResult ode_log_likelihood(const diffusion::Denoiser& d, const torch::T
   return out;
 }
 
+std::vector<double> log_spaced(double lo, double hi, int64_t count) {
+  if (!(lo > 0.0) || !(hi >= lo) || count < 1)
+    throw Error("log_spaced: needs 0 < lo <= hi and count >= 1 (got " + num(lo) + ", " + num(hi) +
+                ", " + std::to_string(count) + ")");
+  std::vector<double> out(count);
+  for (int64_t i = 0; i < count; ++i)
+    out[i] = count == 1 ? lo : lo * std::pow(hi / lo, double(i) / double(count - 1));
+  return out;
+}
+
+std::vector<DenoiseError> denoising_error(const diffusion::Denoiser& d, const torch::Tensor& x,
+                                          const diffusion::Conditioning& cond,
+                                          const std::vector<double>& sigmas, at::Generator& gen) {
+  torch::NoGradGuard no_grad;
+  const torch::Tensor noise = at::randn(x.sizes(), gen, torch::kFloat32).to(x.device());
+  const double dims = double(x.numel());
+  std::vector<DenoiseError> out;
+  for (double sigma : sigmas) {
+    const torch::Tensor x0 =
+        d.denoise(x + noise * sigma, torch::full({}, sigma, torch::kFloat32), cond);
+    DenoiseError e;
+    e.sigma = sigma;
+    e.mse_x0 = (x0.to(torch::kDouble) - x.to(torch::kDouble)).square().sum().item<double>() / dims;
+    e.mse_eps = e.mse_x0 / (sigma * sigma);
+    out.push_back(e);
+  }
+  return out;
+}
+
 }  // namespace gm::score

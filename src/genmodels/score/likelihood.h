@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <vector>
 
 #include "genmodels/diffusion/denoiser.h"
 
@@ -46,6 +47,22 @@ LikelihoodResult ode_log_likelihood(const diffusion::Denoiser& d, const torch::T
                                     const diffusion::Conditioning& cond, const torch::Tensor& probe,
                                     const LikelihoodOptions& o,
                                     const std::function<void(double)>& progress = {});
+
+/// The denoising error at one noise level: E ||D(x + sigma n; sigma) - x||^2 per dimension over
+/// the rows of x (mse_x0), and the same error in noise units, mse_x0 / sigma^2 (mse_eps: the
+/// simple eps loss at that level). The training loss of every denoiser at a common sigma, so
+/// models with different schedules and weightings can be compared level by level (the quantity
+/// Karras et al. 2022 plot in Fig. 5a); the Bayes-optimal denoiser of N(mu, s^2 I) data reaches
+/// mse_x0 = s^2 sigma^2 / (s^2 + sigma^2).
+struct DenoiseError {
+  double sigma = 0.0, mse_x0 = 0.0, mse_eps = 0.0;
+};
+/// One entry per sigma (each in the denoiser's range), the same noise n for every level.
+std::vector<DenoiseError> denoising_error(const diffusion::Denoiser& d, const torch::Tensor& x,
+                                          const diffusion::Conditioning& cond,
+                                          const std::vector<double>& sigmas, at::Generator& gen);
+/// `count` log-spaced levels across [lo, hi] (both included).
+std::vector<double> log_spaced(double lo, double hi, int64_t count);
 
 /// The trace estimate z^T J z of the Jacobian of fn at x (N x ...), per row, for probes z like x,
 /// by one vector-Jacobian product; exact = true sums the dim unit-vector products instead.
