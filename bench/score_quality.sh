@@ -6,9 +6,11 @@
 # sampler and at a common fast one (dpm++2m_sde, 25 steps), and its test bits/dim (the ODE
 # likelihood, and the variational bound for ddpm) on the first NLL_N test images, beside the
 # main job's run (runs/fmnist-quality-15m) when it exists.
-#   MINUTES=15 N=2000 NLL_N=200 bench/score_quality.sh [NAME ...]
+#   MINUTES=15 N=2000 NLL_N=200 [TABLE_ONLY=1] bench/score_quality.sh [NAME ...]
 # NAME is one of ncsn, sde-vp, sde-subvp, ddpm-learned (default all); results are cached per run
-# in RUN/score-quality/*.json. Prints one table and writes bench/results/score_quality.json.
+# in RUN/score-quality/*.json (TABLE_ONLY=1 prints what is cached, "-" for the rest). Prints the
+# table and the denoising error by noise level (x0 MSE per dimension at common sigmas, from the
+# nll evaluation) and writes bench/results/score_quality.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MINUTES=${MINUTES:-15}
@@ -16,6 +18,7 @@ N=${N:-2000}
 NLL_N=${NLL_N:-200}
 GM=${GM:-build/genmodels}
 NAMES=${*:-"ncsn sde-vp sde-subvp ddpm-learned"}
+TABLE_ONLY=${TABLE_ONLY:-0}
 mkdir -p bench/results
 
 train_args() {  # name -> model and settings
@@ -41,7 +44,7 @@ own_sampler() {
 # Every run is trained before any is scored, so the timed budgets never share the CPU.
 for name in $NAMES; do
   run=runs/score-quality-$name-${MINUTES}m
-  if [ ! -f "$run/checkpoint.pt" ]; then
+  if [ "$TABLE_ONLY" = 0 ] && [ ! -f "$run/checkpoint.pt" ]; then
     # shellcheck disable=SC2046
     $GM train $(train_args "$name") --data fashion-mnist --minutes "$MINUTES" --out "$run"
   fi
@@ -52,7 +55,8 @@ score() {  # run, tag, then sample flags
   shift 2
   mkdir -p "$run/score-quality"
   local j=$run/score-quality/fid-$tag-n$N.json
-  [ -f "$j" ] || $GM eval "$run" --metrics fid --n "$N" --seed 0 --json "$j" "$@" >/dev/null
+  [ -f "$j" ] || [ "$TABLE_ONLY" = 1 ] ||
+    $GM eval "$run" --metrics fid --n "$N" --seed 0 --json "$j" "$@" >/dev/null
 }
 runs=()
 for name in $NAMES main; do
@@ -63,7 +67,8 @@ for name in $NAMES main; do
   score "$run" own $(own_sampler "$name")
   score "$run" fast --sampler dpm++2m_sde --steps 25
   j=$run/score-quality/nll-n$NLL_N.json
-  [ -f "$j" ] || $GM eval "$run" --metrics nll --n "$NLL_N" --seed 0 --json "$j" >/dev/null
+  [ -f "$j" ] || [ "$TABLE_ONLY" = 1 ] ||
+    $GM eval "$run" --metrics nll --n "$NLL_N" --seed 0 --json "$j" >/dev/null
   runs+=("$name|$run")
 done
 
@@ -71,26 +76,40 @@ done
 import json, os, sys
 n, nll_n, rows = sys.argv[1], sys.argv[2], sys.argv[3:]
 out = {"n": int(n), "nll_n": int(nll_n), "runs": {}}
+
+
+def load(path):
+    return json.load(open(path)) if os.path.exists(path) else None
+
+
+fmt = lambda v, w=7, p=2: f"{v:{w}.{p}f}" if isinstance(v, (int, float)) else f"{'-':>{w}}"
 print(f"{'model':<14} {'own sampler':<26} {'NFE':>5} {'FID':>7} | {'fast (25)':>9} {'FID':>7} | "
-      f"{'ODE bpd':>7} {'VLB bpd':>7}")
+      f"{'ODE bpd':>7} {'VLB bpd':>7} {'ODE NFE':>7}")
+denoise = {}
 for row in rows:
     name, run = row.split("|")
     d = os.path.join(run, "score-quality")
-    own = json.load(open(os.path.join(d, f"fid-own-n{n}.json")))
-    fast = json.load(open(os.path.join(d, f"fid-fast-n{n}.json")))
-    nll = json.load(open(os.path.join(d, f"nll-n{nll_n}.json")))["likelihood"]
-    s = own.get("sample", {})
-    label = f"{s.get('sampler', '?')} {s.get('steps', '')}".strip()
-    r = {"run": run, "own": {"sampler": label, "nfe": int(s.get("nfe", 0)),
-                             "fid": own["metrics"]["fid"]["value"]},
-         "fast": {"nfe": int(fast.get("sample", {}).get("nfe", 0)),
-                  "fid": fast["metrics"]["fid"]["value"]},
+    own, fast = load(os.path.join(d, f"fid-own-n{n}.json")), load(os.path.join(d, f"fid-fast-n{n}.json"))
+    nll = (load(os.path.join(d, f"nll-n{nll_n}.json")) or {}).get("likelihood", {})
+    s = (own or {}).get("sample", {})
+    label = f"{s.get('sampler', '?')} {s.get('steps', '')}".strip() if own else "-"
+    fid = lambda j: j["metrics"]["fid"]["value"] if j else None
+    nfe = lambda j: int(j.get("sample", {}).get("nfe", 0)) if j else None
+    r = {"run": run, "own": {"sampler": label, "nfe": nfe(own), "fid": fid(own)},
+         "fast": {"nfe": nfe(fast), "fid": fid(fast)},
          "bits_per_dim_ode": nll.get("bits_per_dim"), "bits_per_dim_vlb": nll.get("vlb_bits_per_dim"),
-         "nfe_per_image_ode": nll.get("nfe_per_image")}
+         "nfe_per_image_ode": nll.get("nfe_per_image"), "denoise_mse": nll.get("denoise_mse")}
     out["runs"][name] = r
-    fmt = lambda v: f"{v:7.3f}" if isinstance(v, (int, float)) else f"{'-':>7}"
-    print(f"{name:<14} {label:<26} {r['own']['nfe']:>5} {r['own']['fid']:7.2f} | "
-          f"{r['fast']['nfe']:>9} {r['fast']['fid']:7.2f} | {fmt(r['bits_per_dim_ode'])} "
-          f"{fmt(r['bits_per_dim_vlb'])}")
+    if r["denoise_mse"]:
+        denoise[name] = {e["sigma"]: e["mse_x0"] for e in r["denoise_mse"]}
+    print(f"{name:<14} {label:<26} {fmt(r['own']['nfe'], 5, 0)} {fmt(r['own']['fid'])} | "
+          f"{fmt(r['fast']['nfe'], 9, 0)} {fmt(r['fast']['fid'])} | {fmt(r['bits_per_dim_ode'], 7, 3)} "
+          f"{fmt(r['bits_per_dim_vlb'], 7, 3)} {fmt(r['nfe_per_image_ode'], 7, 0)}")
+if denoise:
+    sig = sorted({s for t in denoise.values() for s in t})
+    print("\ndenoising error: x0 MSE per dimension at sigma (200 test images)")
+    print(f"{'model':<14} " + " ".join(f"{s:>7g}" for s in sig))
+    for name, t in denoise.items():
+        print(f"{name:<14} " + " ".join(fmt(t.get(s), 7, 4) for s in sig))
 json.dump(out, open("bench/results/score_quality.json", "w"), indent=1)
 PY
