@@ -46,6 +46,12 @@ struct Dims {
   int64_t n, c, hw;
 };
 
+// N, C and the per-channel count of an x with x.dim() >= 2.
+Dims dims_of(const torch::Tensor& x) {
+  const int64_t n = x.size(0), c = x.size(1);
+  return {n, c, n * c == 0 ? 0 : x.numel() / (n * c)};
+}
+
 // Checks the arguments of both paths; returns N, C and the per-channel element count.
 Dims check_args(const torch::Tensor& x, int64_t groups, const torch::Tensor& weight,
                 const torch::Tensor& bias, double eps, const torch::Tensor& scale,
@@ -71,7 +77,7 @@ Dims check_args(const torch::Tensor& x, int64_t groups, const torch::Tensor& wei
       throw Error(std::string(who) + ": scale/shift have shape " + c10::str(p->sizes()) +
                   ", expected N x C = " + std::to_string(n) + " x " + std::to_string(c));
   }
-  return {n, c, n * c == 0 ? 0 : x.numel() / (n * c)};
+  return dims_of(x);
 }
 
 kernels::GnSiluShape kernel_shape(const Dims& d, int64_t groups, double eps) {
@@ -109,7 +115,7 @@ struct GroupNormSiluFn : public torch::autograd::Function<GroupNormSiluFn> {
                                const torch::Tensor& scale_in, const torch::Tensor& shift_in,
                                int64_t groups, double eps) {
     const torch::Tensor scale = present(scale_in), shift = present(shift_in);
-    const Dims d = check_args(x, groups, weight, bias, eps, scale, shift);
+    const Dims d = dims_of(x);  // checked by group_norm_silu
     const kernels::GnSiluShape s = kernel_shape(d, groups, eps);
     const auto fopts = x.options().dtype(torch::kFloat);
     torch::Tensor mean = torch::empty({d.n, groups}, fopts), rstd = torch::empty_like(mean);
@@ -141,7 +147,7 @@ struct GroupNormSiluFn : public torch::autograd::Function<GroupNormSiluFn> {
     const double eps = ctx->saved_data["eps"].toDouble();
     if (torch::GradMode::is_enabled())
       return backward_differentiable(x, weight, bias, scale, shift, groups, eps, grads[0]);
-    const Dims d = check_args(x, groups, weight, bias, eps, scale, shift);
+    const Dims d = dims_of(x);  // checked by group_norm_silu
     const kernels::GnSiluShape s = kernel_shape(d, groups, eps);
     const torch::Tensor dy = grads[0].to(x.scalar_type()).contiguous();
     torch::Tensor dx = torch::empty_like(x, torch::MemoryFormat::Contiguous);

@@ -189,15 +189,16 @@ void backward_impl(const T* dy, const T* x, const float* gamma, const float* bet
       const float c3 = static_cast<float>(double(rs) * rs * mean_uxhat * mu - rs * mean_u);
       for (int64_t cc = 0; cc < cg; ++cc) {
         const int64_t c = g * cg + cc;
-        const float f = scale ? 1.f + scale[n * s.c + c] : 1.f;
-        const Vec vg(rs * gamma[c] * f), v2(c2), v3(c3);
+        // rstd gamma f is the channel's slope a (channel_affine)
+        const float a = channel_affine(gamma, beta, scale, shift, n * s.c + c, c, mu, rs).a;
+        const Vec vg(a), v2(c2), v3(c3);
         float* d = dz + cc * s.hw;
         const float* xc = xf + cc * s.hw;
         int64_t i = 0;
         for (; i + kW <= s.hw; i += kW)
           at::vec::fmadd(Vec::loadu(d + i), vg, at::vec::fmadd(Vec::loadu(xc + i), v2, v3))
               .store(d + i);
-        for (; i < s.hw; ++i) d[i] = d[i] * (rs * gamma[c] * f) + (xc[i] * c2 + c3);
+        for (; i < s.hw; ++i) d[i] = d[i] * a + (xc[i] * c2 + c3);
       }
       store_block(dz, dx + off, m);
     }
