@@ -34,6 +34,35 @@ TEST(Gan, GradientPenaltyOfALinearCriticIsItsDefinition) {
   EXPECT_THROW(r1_penalty(critic(real), real), gm::Error);
 }
 
+TEST(Gan, PenaltyLeakyReluHasLeakyRelusValuesAndDerivatives) {
+  // A two-layer conv critic; its gradient penalty and the penalty's parameter gradients must not
+  // depend on which LeakyReLU it uses (the second derivative of either is zero).
+  torch::manual_seed(1);
+  auto opts = torch::TensorOptions(torch::kFloat64);
+  torch::Tensor w1 = torch::randn({8, 1, 3, 3}, opts).requires_grad_(true);
+  torch::Tensor w2 = torch::randn({4, 8, 3, 3}, opts).requires_grad_(true);
+  torch::Tensor real = torch::randn({6, 1, 9, 9}, opts), fake = torch::randn({6, 1, 9, 9}, opts);
+  std::vector<torch::Tensor> results;
+  for (bool penalty_form : {false, true}) {
+    auto critic = [&](const torch::Tensor& x) {
+      torch::Tensor h = torch::conv2d(x, w1, {}, 2);
+      h = penalty_form ? leaky_relu_for_penalty(h, 0.2) : torch::leaky_relu(h, 0.2);
+      return torch::conv2d(h, w2).flatten(1).sum(1);
+    };
+    torch::manual_seed(2);  // the same interpolation weights for both forms
+    torch::Tensor x = real.clone().requires_grad_(true);
+    torch::Tensor out = critic(x);
+    torch::Tensor loss = gradient_penalty(critic, real, fake) + out.pow(2).mean();
+    w1.mutable_grad() = torch::Tensor();
+    w2.mutable_grad() = torch::Tensor();
+    loss.backward();
+    results.insert(results.end(), {out.detach(), loss.detach(), w1.grad(), w2.grad(), x.grad()});
+  }
+  for (size_t i = 0; i < 5; ++i)
+    EXPECT_TRUE(torch::allclose(results[i], results[i + 5], 1e-12, 1e-12)) << "result " << i;
+  EXPECT_GT(results[2].abs().sum().item<double>(), 0);
+}
+
 TEST(Gan, SpectralNormHasUnitLargestSingularValue) {
   torch::manual_seed(1);
   SNConv2d conv(8, 16, 4, 2, 1, true);

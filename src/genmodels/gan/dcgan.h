@@ -30,6 +30,11 @@ struct NetOptions {
 /// two); throws gm::Error naming the size and a size that works otherwise.
 std::pair<int64_t, int64_t> image_levels(int64_t size);
 
+/// LeakyReLU with LibTorch's values and first derivatives, for networks whose input gradient is
+/// itself differentiated (a gradient penalty, R1): its double backward skips the zero second
+/// derivative that torch::leaky_relu sends back through the whole forward pass.
+torch::Tensor leaky_relu_for_penalty(const torch::Tensor& x, double negative_slope);
+
 /// BatchNorm whose gain and bias come from the class (conditional) or are plain affine.
 class CondBatchNormImpl : public torch::nn::Module {
  public:
