@@ -272,6 +272,12 @@ Json time_steps(Row& r, const B::TwinArgs& a) {
   gm::data::Batcher::Batch batch{
       torch::randint(0, 256, {r.batch, channels, 28, 28}).to(torch::kFloat32) / 127.5 - 1,
       torch::randint(0, 10, {r.batch}, torch::kLong)};
+  if (std::getenv("CL")) {
+    torch::NoGradGuard ng;
+    for (auto& p : model.module().parameters())
+      if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
+    batch.x = batch.x.contiguous(torch::MemoryFormat::ChannelsLast);
+  }
   BenchContext ctx(model.optimizers(main), batch);
   std::vector<std::pair<torch::nn::Module*, gm::train::Ema>> emas;
   for (const auto& e : model.ema_targets())

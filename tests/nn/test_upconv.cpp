@@ -36,6 +36,29 @@ TEST(UpConv2x, MatchesConvTranspose2dAndItsGradients) {
   check(3, 2, 6, 4, false);
 }
 
+TEST(UpConv2x, ChannelsLastInputAndDoubleBackward) {
+  torch::manual_seed(3);
+  gm::nn::UpConv2x up(5, 3);
+  torch::Tensor x = torch::randn({2, 5, 4, 6}).contiguous(torch::MemoryFormat::ChannelsLast);
+  torch::Tensor ref = torch::conv_transpose2d(x, up->weight, up->bias, 2, 1);
+  expect_close(up->forward(x), ref, 1e-5);
+  // The input gradient is a function of the weight: differentiate it again (a gradient penalty
+  // through a generator) and compare the weight's second-order gradient.
+  torch::Tensor g0 = torch::randn({2, 3, 8, 12}), g1 = torch::randn({2, 5, 4, 6});
+  std::vector<torch::Tensor> gw;
+  for (bool mine : {true, false}) {
+    torch::Tensor xi = x.detach().requires_grad_(true);
+    torch::Tensor y =
+        mine ? up->forward(xi) : torch::conv_transpose2d(xi, up->weight, up->bias, 2, 1);
+    torch::Tensor gx = torch::autograd::grad({(y * g0).sum()}, {xi}, {}, true, true)[0];
+    up->zero_grad();
+    (gx * g1).sum().backward();
+    gw.push_back(up->weight.grad().clone());
+  }
+  expect_close(gw[0], gw[1], 1e-5);
+  EXPECT_GT(gw[1].abs().max().item<double>(), 0);
+}
+
 TEST(UpConv2x, KeepsConvTransposeParameterNamesAndLayout) {
   torch::manual_seed(1);
   gm::nn::UpConv2x up(6, 2);
