@@ -43,16 +43,23 @@ Inputs make_inputs(std::vector<int64_t> shape, bool film, torch::ScalarType dtyp
 }
 
 // Forward and all gradients of `fn` at fresh leaf copies of the inputs.
-std::vector<torch::Tensor> run(const Inputs& in, int64_t groups, bool fused) {
+std::vector<torch::Tensor> run(const Inputs& in, int64_t groups, bool fused,
+                               gm::nn::NormActivation act = gm::nn::NormActivation::SiLU) {
   auto leaf = [](const torch::Tensor& t) {
     return t.defined() ? t.detach().clone().requires_grad_(true) : t;
   };
   Inputs l{leaf(in.x), leaf(in.w), leaf(in.b), leaf(in.scale), leaf(in.shift), in.dy};
-  const torch::Tensor y =
-      fused ? group_norm_silu(l.x, groups, l.w, l.b, 1e-5, l.scale, l.shift)
-            : group_norm_silu_reference(l.x, groups, l.w, l.b, 1e-5, l.scale, l.shift);
+  torch::Tensor y;
+  if (act == gm::nn::NormActivation::SiLU)
+    y = fused ? group_norm_silu(l.x, groups, l.w, l.b, 1e-5, l.scale, l.shift)
+              : group_norm_silu_reference(l.x, groups, l.w, l.b, 1e-5, l.scale, l.shift);
+  else
+    y = fused
+            ? gm::nn::group_norm_act(l.x, groups, l.w, l.b, 1e-5, act, l.scale, l.shift)
+            : gm::nn::group_norm_act_reference(l.x, groups, l.w, l.b, 1e-5, act, l.scale, l.shift);
   (y.to(torch::kFloat) * l.dy.to(torch::kFloat)).sum().backward();
-  std::vector<torch::Tensor> out = {y.detach(), l.x.grad(), l.w.grad(), l.b.grad()};
+  std::vector<torch::Tensor> out = {y.detach(), l.x.grad()};
+  if (l.w.defined()) out.insert(out.end(), {l.w.grad(), l.b.grad()});
   if (l.scale.defined()) {
     out.push_back(l.scale.grad());
     out.push_back(l.shift.grad());
@@ -76,6 +83,28 @@ TEST(FusedNorm, MatchesReferenceFp32) {
   check_against_reference({2, 64, 28, 28}, 32, true, torch::kFloat, 2e-5);  // a U-Net level
   check_against_reference({4, 6, 1, 1}, 3, true, torch::kFloat, 2e-5);      // hw = 1
   check_against_reference({2, 8, 33}, 8, false, torch::kFloat, 2e-5);       // 1-D, one per group
+}
+
+TEST(FusedNorm, InstanceNormWithReluOrNoActivation) {
+  // CycleGAN's norm: one channel per group, no affine parameters, ReLU or nothing after it.
+  using gm::nn::NormActivation;
+  for (auto act : {NormActivation::ReLU, NormActivation::None}) {
+    for (auto dtype : {torch::kFloat, torch::kBFloat16}) {
+      for (bool affine : {false, true}) {
+        Inputs in = make_inputs({3, 10, 7, 5}, false, dtype);
+        if (!affine) in.w = in.b = torch::Tensor();
+        const double tol = dtype == torch::kFloat ? 2e-5 : 2e-2;
+        const auto got = run(in, 10, true, act), want = run(in, 10, false, act);
+        ASSERT_EQ(got.size(), want.size());
+        for (size_t i = 0; i < got.size(); ++i) expect_close(got[i], want[i], tol, "instance norm");
+      }
+    }
+  }
+  // And it is InstanceNorm2d's instance norm.
+  Inputs in = make_inputs({2, 6, 9, 9}, false, torch::kFloat);
+  torch::nn::InstanceNorm2d ref(torch::nn::InstanceNorm2dOptions(6));
+  expect_close(gm::nn::group_norm_act(in.x, 6, {}, {}, 1e-5, NormActivation::ReLU),
+               torch::relu(ref->forward(in.x)), 2e-5, "InstanceNorm2d");
 }
 
 TEST(FusedNorm, MatchesReferenceBf16) {

@@ -1,4 +1,4 @@
-// The fused GroupNorm + scale/shift + SiLU operation (fused_norm.h): argument checks, the
+// The fused GroupNorm + scale/shift + activation operation (fused_norm.h): argument checks, the
 // reference formula, the autograd function over the raw kernels, and the run-time choice of
 // instruction set.
 #include "genmodels/nn/fused_norm.h"
@@ -13,6 +13,10 @@
 
 namespace gm::nn {
 namespace {
+
+static_assert(static_cast<int>(NormActivation::SiLU) == int(kernels::GnActivation::SiLU) &&
+              static_cast<int>(NormActivation::ReLU) == int(kernels::GnActivation::ReLU) &&
+              static_cast<int>(NormActivation::None) == int(kernels::GnActivation::None));
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
@@ -80,8 +84,9 @@ Dims check_args(const torch::Tensor& x, int64_t groups, const torch::Tensor& wei
   return dims_of(x);
 }
 
-kernels::GnSiluShape kernel_shape(const Dims& d, int64_t groups, double eps) {
+kernels::GnSiluShape kernel_shape(const Dims& d, int64_t groups, double eps, int64_t act) {
   kernels::GnSiluShape s;
+  s.act = static_cast<kernels::GnActivation>(act);
   s.n = d.n;
   s.c = d.c;
   s.hw = d.hw;
@@ -113,10 +118,10 @@ struct GroupNormSiluFn : public torch::autograd::Function<GroupNormSiluFn> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x,
                                const torch::Tensor& weight, const torch::Tensor& bias,
                                const torch::Tensor& scale_in, const torch::Tensor& shift_in,
-                               int64_t groups, double eps) {
+                               int64_t groups, double eps, int64_t act) {
     const torch::Tensor scale = present(scale_in), shift = present(shift_in);
-    const Dims d = dims_of(x);  // checked by group_norm_silu
-    const kernels::GnSiluShape s = kernel_shape(d, groups, eps);
+    const Dims d = dims_of(x);  // checked by group_norm_act
+    const kernels::GnSiluShape s = kernel_shape(d, groups, eps, act);
     const auto fopts = x.options().dtype(torch::kFloat);
     torch::Tensor mean = torch::empty({d.n, groups}, fopts), rstd = torch::empty_like(mean);
     torch::Tensor y = torch::empty_like(x, torch::MemoryFormat::Contiguous);
@@ -135,6 +140,7 @@ struct GroupNormSiluFn : public torch::autograd::Function<GroupNormSiluFn> {
     ctx->save_for_backward({x, weight, bias, scale_in, shift_in, mean, rstd});
     ctx->saved_data["groups"] = groups;
     ctx->saved_data["eps"] = eps;
+    ctx->saved_data["act"] = act;
     return y;
   }
 
@@ -145,10 +151,11 @@ struct GroupNormSiluFn : public torch::autograd::Function<GroupNormSiluFn> {
     const torch::Tensor scale = present(saved[3]), shift = present(saved[4]);
     const int64_t groups = ctx->saved_data["groups"].toInt();
     const double eps = ctx->saved_data["eps"].toDouble();
+    const int64_t act = ctx->saved_data["act"].toInt();
     if (torch::GradMode::is_enabled())
-      return backward_differentiable(x, weight, bias, scale, shift, groups, eps, grads[0]);
-    const Dims d = dims_of(x);  // checked by group_norm_silu
-    const kernels::GnSiluShape s = kernel_shape(d, groups, eps);
+      return backward_differentiable(x, weight, bias, scale, shift, groups, eps, act, grads[0]);
+    const Dims d = dims_of(x);  // checked by group_norm_act
+    const kernels::GnSiluShape s = kernel_shape(d, groups, eps, act);
     const torch::Tensor dy = grads[0].to(x.scalar_type()).contiguous();
     torch::Tensor dx = torch::empty_like(x, torch::MemoryFormat::Contiguous);
     const auto fopts = x.options().dtype(torch::kFloat);
@@ -174,7 +181,7 @@ struct GroupNormSiluFn : public torch::autograd::Function<GroupNormSiluFn> {
       dscale = weight.unsqueeze(0) * dxhat + bias.unsqueeze(0) * dsum;
       dshift = dsum;
     }
-    return {dx, (dxhat * f).sum(0), (dsum * f).sum(0), dscale, dshift, {}, {}};
+    return {dx, (dxhat * f).sum(0), (dsum * f).sum(0), dscale, dshift, {}, {}, {}};
   }
 
   // create_graph = true (a gradient penalty through the network): the gradient as a graph of
@@ -183,14 +190,15 @@ struct GroupNormSiluFn : public torch::autograd::Function<GroupNormSiluFn> {
                                                const torch::Tensor& bias,
                                                const torch::Tensor& scale,
                                                const torch::Tensor& shift, int64_t groups,
-                                               double eps, const torch::Tensor& dy) {
+                                               double eps, int64_t act, const torch::Tensor& dy) {
     const std::vector<torch::Tensor> all = {x, weight, bias, scale, shift};
     std::vector<torch::Tensor> wrt;
     for (const auto& t : all)
       if (t.defined() && t.requires_grad()) wrt.push_back(t);
-    variable_list out(all.size() + 2);
+    variable_list out(all.size() + 3);
     if (wrt.empty()) return out;
-    const torch::Tensor y = group_norm_silu_reference(x, groups, weight, bias, eps, scale, shift);
+    const torch::Tensor y = group_norm_act_reference(
+        x, groups, weight, bias, eps, static_cast<NormActivation>(act), scale, shift);
     const auto g = torch::autograd::grad({y}, wrt, {dy}, /*retain_graph=*/true,
                                          /*create_graph=*/true, /*allow_unused=*/true);
     size_t j = 0;
@@ -202,10 +210,10 @@ struct GroupNormSiluFn : public torch::autograd::Function<GroupNormSiluFn> {
 
 }  // namespace
 
-torch::Tensor group_norm_silu_reference(const torch::Tensor& x, int64_t groups,
-                                        const torch::Tensor& weight, const torch::Tensor& bias,
-                                        double eps, const torch::Tensor& scale,
-                                        const torch::Tensor& shift) {
+torch::Tensor group_norm_act_reference(const torch::Tensor& x, int64_t groups,
+                                       const torch::Tensor& weight, const torch::Tensor& bias,
+                                       double eps, NormActivation act, const torch::Tensor& scale,
+                                       const torch::Tensor& shift) {
   const Dims d = check_args(x, groups, weight, bias, eps, scale, shift);
   torch::Tensor h = torch::group_norm(x.to(torch::kFloat), groups, weight, bias, eps);
   if (scale.defined()) {
@@ -213,24 +221,45 @@ torch::Tensor group_norm_silu_reference(const torch::Tensor& x, int64_t groups,
     shape.resize(x.dim(), 1);
     h = h * (scale.to(torch::kFloat).reshape(shape) + 1.0) + shift.to(torch::kFloat).reshape(shape);
   }
-  return torch::silu(h).to(x.scalar_type());
+  if (act == NormActivation::SiLU) h = torch::silu(h);
+  if (act == NormActivation::ReLU) h = torch::relu(h);
+  return h.to(x.scalar_type());
+}
+
+torch::Tensor group_norm_act(const torch::Tensor& x, int64_t groups, const torch::Tensor& weight,
+                             const torch::Tensor& bias, double eps, NormActivation act,
+                             const torch::Tensor& scale, const torch::Tensor& shift) {
+  const Dims d = check_args(x, groups, weight, bias, eps, scale, shift);
+  auto is_f32 = [](const torch::Tensor& t) {
+    return !t.defined() || t.scalar_type() == torch::kFloat;
+  };
+  const bool fused = fused_kernels_enabled() && x.device().is_cpu() && x.is_contiguous() &&
+                     (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kBFloat16) &&
+                     is_f32(weight) && is_f32(bias);
+  if (!fused) return group_norm_act_reference(x, groups, weight, bias, eps, act, scale, shift);
+  const auto fopts = x.options().dtype(torch::kFloat);
+  auto as_nc = [&](const torch::Tensor& t) {
+    return t.defined() ? t.to(torch::kFloat).reshape({d.n, d.c}).contiguous()
+                       : torch::empty({0}, fopts);
+  };
+  // No affine parameters: gain 1, bias 0 (their gradients are computed and dropped).
+  const torch::Tensor w = weight.defined() ? weight.contiguous() : torch::ones({d.c}, fopts);
+  const torch::Tensor b = bias.defined() ? bias.contiguous() : torch::zeros({d.c}, fopts);
+  return GroupNormSiluFn::apply(x, w, b, as_nc(scale), as_nc(shift), groups, eps,
+                                static_cast<int64_t>(act));
+}
+
+torch::Tensor group_norm_silu_reference(const torch::Tensor& x, int64_t groups,
+                                        const torch::Tensor& weight, const torch::Tensor& bias,
+                                        double eps, const torch::Tensor& scale,
+                                        const torch::Tensor& shift) {
+  return group_norm_act_reference(x, groups, weight, bias, eps, NormActivation::SiLU, scale, shift);
 }
 
 torch::Tensor group_norm_silu(const torch::Tensor& x, int64_t groups, const torch::Tensor& weight,
                               const torch::Tensor& bias, double eps, const torch::Tensor& scale,
                               const torch::Tensor& shift) {
-  const Dims d = check_args(x, groups, weight, bias, eps, scale, shift);
-  const bool fused = fused_kernels_enabled() && x.device().is_cpu() && x.is_contiguous() &&
-                     (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kBFloat16) &&
-                     weight.defined() && bias.defined() && weight.scalar_type() == torch::kFloat &&
-                     bias.scalar_type() == torch::kFloat;
-  if (!fused) return group_norm_silu_reference(x, groups, weight, bias, eps, scale, shift);
-  auto as_nc = [&](const torch::Tensor& t) {
-    return t.defined() ? t.to(torch::kFloat).reshape({d.n, d.c}).contiguous()
-                       : torch::empty({0}, x.options().dtype(torch::kFloat));
-  };
-  return GroupNormSiluFn::apply(x, weight.contiguous(), bias.contiguous(), as_nc(scale),
-                                as_nc(shift), groups, eps);
+  return group_norm_act(x, groups, weight, bias, eps, NormActivation::SiLU, scale, shift);
 }
 
 torch::Tensor group_norm_silu(torch::nn::GroupNorm& norm, const torch::Tensor& x,

@@ -12,6 +12,21 @@
 
 namespace gm::nn {
 
+/// The activation that follows the norm.
+enum class NormActivation { SiLU, ReLU, None };
+
+/// y = act((GroupNorm(x) * weight + bias) * (1 + scale) + shift), fused like group_norm_silu.
+/// Undefined weight / bias mean 1 / 0 (a norm without affine parameters); groups = C is instance
+/// norm (Ulyanov et al. 2016), CycleGAN's, with ReLU or no activation after it.
+torch::Tensor group_norm_act(const torch::Tensor& x, int64_t groups, const torch::Tensor& weight,
+                             const torch::Tensor& bias, double eps, NormActivation act,
+                             const torch::Tensor& scale = {}, const torch::Tensor& shift = {});
+torch::Tensor group_norm_act_reference(const torch::Tensor& x, int64_t groups,
+                                       const torch::Tensor& weight, const torch::Tensor& bias,
+                                       double eps, NormActivation act,
+                                       const torch::Tensor& scale = {},
+                                       const torch::Tensor& shift = {});
+
 /// The fused op. scale and shift are N x C (or N x C x 1 x 1), both given or both undefined.
 /// Double backward (create_graph) is supported through the reference ops.
 torch::Tensor group_norm_silu(const torch::Tensor& x, int64_t groups, const torch::Tensor& weight,

@@ -15,19 +15,23 @@ struct BFloat16;
 
 namespace gm::nn::kernels {
 
+/// The activation after the norm: SiLU (the U-Net's), ReLU (CycleGAN's instance norm), none.
+enum class GnActivation : int { SiLU = 0, ReLU = 1, None = 2 };
+
 struct GnSiluShape {
   int64_t n = 0;       ///< batch
   int64_t c = 0;       ///< channels
   int64_t hw = 0;      ///< elements per channel (H * W)
   int64_t groups = 0;  ///< GroupNorm groups (divides c)
   float eps = 1e-5f;
+  GnActivation act = GnActivation::SiLU;
 };
 
-// Forward: y = silu(z), z = (gamma * xhat + beta) * (1 + scale) + shift, with xhat = (x - mean_g) *
-// rstd_g over each sample's group of c / groups channels. scale and shift are N x C or both null;
-// mean and rstd (N x groups) are written for the backward pass.
+// Forward: y = act(z) (silu unless s.act says otherwise), z = (gamma * xhat + beta) * (1 + scale) +
+// shift, with xhat = (x - mean_g) * rstd_g over each sample's group of c / groups channels. scale
+// and shift are N x C or both null; mean and rstd (N x groups) are written for the backward pass.
 // Backward: given dy, writes dx and the per-(sample, channel) sums dsum = sum_hw dz and
-// dxhat = sum_hw dz * xhat (dz = dy * silu'(z)); the caller forms the parameter gradients from
+// dxhat = sum_hw dz * xhat (dz = dy * act'(z)); the caller forms the parameter gradients from
 // them.
 template <typename T>
 using GnSiluForward = void (*)(const T* x, const float* gamma, const float* beta,

@@ -1,6 +1,7 @@
-// Body of the GroupNorm + scale/shift + SiLU kernels (group_norm_silu.h), included once by each
-// instruction-set file, which defines GM_KERNEL_TABLE (the table function's name) and GM_KERNEL_ISA
-// and is compiled with its CPU_CAPABILITY, so at::vec::Vectorized<float> is that ISA's vector.
+// Body of the GroupNorm + scale/shift + activation (SiLU, ReLU or none) kernels
+// (group_norm_silu.h), included once by each instruction-set file, which defines GM_KERNEL_TABLE
+// (the table function's name) and GM_KERNEL_ISA and is compiled with its CPU_CAPABILITY, so
+// at::vec::Vectorized<float> is that ISA's vector.
 //
 // Work split: one task per (sample, group), a contiguous block of c / groups channels x hw.
 // Forward reads the block twice (moments, then the activation); backward reads x and dy once to
@@ -75,30 +76,42 @@ void shifted_moments(const float* p, int64_t n, float k, double& s1, double& s2)
 
 Vec sigmoid(const Vec& z) { return Vec(1.f) / (Vec(1.f) + z.neg().exp()); }
 
-// y = silu(a x + b) over n values.
-void silu_affine(const float* x, float* y, int64_t n, float a, float b) {
+// The activations and their derivatives given the pre-activation z.
+struct SiLU {
+  static Vec f(const Vec& z) { return z * sigmoid(z); }
+  // silu'(z) = sig(z) (1 + z (1 - sig(z)))
+  static Vec grad(const Vec& z, const Vec& dy) {
+    const Vec sg = sigmoid(z), one(1.f);
+    return dy * sg * (one + z * (one - sg));
+  }
+};
+struct ReLU {
+  static Vec f(const Vec& z) { return z & (z > Vec(0.f)); }
+  static Vec grad(const Vec& z, const Vec& dy) { return dy & (z > Vec(0.f)); }
+};
+struct Identity {
+  static Vec f(const Vec& z) { return z; }
+  static Vec grad(const Vec&, const Vec& dy) { return dy; }
+};
+
+// y = act(a x + b) over n values.
+template <typename Act>
+void act_affine(const float* x, float* y, int64_t n, float a, float b) {
   const Vec va(a), vb(b);
   int64_t i = 0;
-  for (; i + kW <= n; i += kW) {
-    const Vec z = at::vec::fmadd(Vec::loadu(x + i), va, vb);
-    (z * sigmoid(z)).store(y + i);
-  }
-  if (i < n) {
-    const Vec z = at::vec::fmadd(Vec::loadu(x + i, n - i), va, vb);
-    (z * sigmoid(z)).store(y + i, n - i);
-  }
+  for (; i + kW <= n; i += kW) Act::f(at::vec::fmadd(Vec::loadu(x + i), va, vb)).store(y + i);
+  if (i < n) Act::f(at::vec::fmadd(Vec::loadu(x + i, n - i), va, vb)).store(y + i, n - i);
 }
 
-// dz = dy * silu'(a x + b), silu'(z) = sig(z) (1 + z (1 - sig(z))); returns sum(dz) and
-// sum(dz (x - mu)). Tail lanes load dy = 0, so they add nothing to the sums.
-void silu_affine_grad(const float* x, const float* dy, float* dz, int64_t n, float a, float b,
-                      float mu, double& sum_dz, double& sum_dzx) {
-  const Vec va(a), vb(b), vmu(mu), one(1.f);
+// dz = dy * act'(a x + b); returns sum(dz) and sum(dz (x - mu)). Tail lanes load dy = 0, so they
+// add nothing to the sums.
+template <typename Act>
+void act_affine_grad(const float* x, const float* dy, float* dz, int64_t n, float a, float b,
+                     float mu, double& sum_dz, double& sum_dzx) {
+  const Vec va(a), vb(b), vmu(mu);
   Vec a1(0.f), a2(0.f);
   auto step = [&](const Vec& xv, const Vec& dyv) {
-    const Vec z = at::vec::fmadd(xv, va, vb);
-    const Vec sg = sigmoid(z);
-    const Vec g = dyv * sg * (one + z * (one - sg));
+    const Vec g = Act::grad(at::vec::fmadd(xv, va, vb), dyv);
     a1 = a1 + g;
     a2 = at::vec::fmadd(g, xv - vmu, a2);
     return g;
@@ -108,6 +121,29 @@ void silu_affine_grad(const float* x, const float* dy, float* dz, int64_t n, flo
   if (i < n) step(Vec::loadu(x + i, n - i), Vec::loadu(dy + i, n - i)).store(dz + i, n - i);
   sum_dz = hsum(a1);
   sum_dzx = hsum(a2);
+}
+
+void act_affine(GnActivation act, const float* x, float* y, int64_t n, float a, float b) {
+  switch (act) {
+    case GnActivation::SiLU:
+      return act_affine<SiLU>(x, y, n, a, b);
+    case GnActivation::ReLU:
+      return act_affine<ReLU>(x, y, n, a, b);
+    case GnActivation::None:
+      return act_affine<Identity>(x, y, n, a, b);
+  }
+}
+
+void act_affine_grad(GnActivation act, const float* x, const float* dy, float* dz, int64_t n,
+                     float a, float b, float mu, double& sum_dz, double& sum_dzx) {
+  switch (act) {
+    case GnActivation::SiLU:
+      return act_affine_grad<SiLU>(x, dy, dz, n, a, b, mu, sum_dz, sum_dzx);
+    case GnActivation::ReLU:
+      return act_affine_grad<ReLU>(x, dy, dz, n, a, b, mu, sum_dz, sum_dzx);
+    case GnActivation::None:
+      return act_affine_grad<Identity>(x, dy, dz, n, a, b, mu, sum_dz, sum_dzx);
+  }
 }
 
 // Per-(sample, channel) affine of the fused op: z = a x + b.
@@ -145,7 +181,7 @@ void forward_impl(const T* x, const float* gamma, const float* beta, const float
       for (int64_t cc = 0; cc < cg; ++cc) {
         const int64_t c = g * cg + cc;
         const ChannelAffine ca = channel_affine(gamma, beta, scale, shift, n * s.c + c, c, mu, rs);
-        silu_affine(xf + cc * s.hw, yf + cc * s.hw, s.hw, ca.a, ca.b);
+        act_affine(s.act, xf + cc * s.hw, yf + cc * s.hw, s.hw, ca.a, ca.b);
       }
       store_block(yf, y + off, m);
     }
@@ -175,8 +211,8 @@ void backward_impl(const T* dy, const T* x, const float* gamma, const float* bet
         const int64_t c = g * cg + cc, nc = n * s.c + c;
         const ChannelAffine ca = channel_affine(gamma, beta, scale, shift, nc, c, mu, rs);
         double d1 = 0.0, dxm = 0.0;
-        silu_affine_grad(xf + cc * s.hw, dyf + cc * s.hw, dz + cc * s.hw, s.hw, ca.a, ca.b, mu, d1,
-                         dxm);
+        act_affine_grad(s.act, xf + cc * s.hw, dyf + cc * s.hw, dz + cc * s.hw, s.hw, ca.a, ca.b,
+                        mu, d1, dxm);
         const double d2 = rs * dxm;
         dsum[nc] = static_cast<float>(d1);
         dxhat[nc] = static_cast<float>(d2);
