@@ -3,6 +3,8 @@
 #include <algorithm>
 
 #include "genmodels/core/error.h"
+#include "genmodels/nn/fused_norm.h"
+#include "genmodels/nn/reflect_pad.h"
 
 namespace gm::gan {
 namespace {
@@ -11,9 +13,7 @@ torch::nn::Conv2d conv(int64_t in, int64_t out, int64_t k, int64_t stride, int64
   return torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, k).stride(stride).padding(pad));
 }
 
-torch::Tensor reflect(const torch::Tensor& x, int64_t p) {
-  return torch::reflection_pad2d(x, {p, p, p, p});
-}
+torch::Tensor reflect(const torch::Tensor& x, int64_t p) { return nn::reflection_pad2d(x, p); }
 
 torch::Tensor lrelu(const torch::Tensor& x) { return torch::leaky_relu(x, 0.2); }
 
@@ -45,8 +45,11 @@ Norm2dImpl::Norm2dImpl(NormKind kind, int64_t channels) {
                                       torch::nn::InstanceNorm2dOptions(channels).affine(false)));
 }
 
-torch::Tensor Norm2dImpl::forward(const torch::Tensor& x) {
-  return bn ? bn->forward(x) : in->forward(x);
+torch::Tensor Norm2dImpl::forward(const torch::Tensor& x, bool relu) {
+  if (bn) return relu ? torch::relu(bn->forward(x)) : bn->forward(x);
+  // Instance norm is group norm with one channel per group; no affine parameters.
+  return nn::group_norm_act(x, x.size(1), {}, {}, in->options.eps(),
+                            relu ? nn::NormActivation::ReLU : nn::NormActivation::None);
 }
 
 UnetGeneratorImpl::UnetGeneratorImpl(UnetOptions o) : o_(o) {
@@ -115,7 +118,7 @@ ResnetBlockImpl::ResnetBlockImpl(int64_t c, NormKind norm)
       norm2(register_module("norm2", Norm2d(norm, c))) {}
 
 torch::Tensor ResnetBlockImpl::forward(const torch::Tensor& x) {
-  torch::Tensor h = torch::relu(norm1->forward(conv1->forward(reflect(x, 1))));
+  torch::Tensor h = norm1->forward(conv1->forward(reflect(x, 1)), /*relu=*/true);
   return x + norm2->forward(conv2->forward(reflect(h, 1)));
 }
 
@@ -142,12 +145,12 @@ ResnetGeneratorImpl::ResnetGeneratorImpl(ResnetOptions o) {
 }
 
 torch::Tensor ResnetGeneratorImpl::forward(const torch::Tensor& x) {
-  torch::Tensor h = torch::relu(n_in_->forward(in_->forward(reflect(x, 3))));
-  h = torch::relu(n_down1_->forward(down1_->forward(h)));
-  h = torch::relu(n_down2_->forward(down2_->forward(h)));
+  torch::Tensor h = n_in_->forward(in_->forward(reflect(x, 3)), /*relu=*/true);
+  h = n_down1_->forward(down1_->forward(h), /*relu=*/true);
+  h = n_down2_->forward(down2_->forward(h), /*relu=*/true);
   for (auto& b : blocks_) h = b->forward(h);
-  h = torch::relu(n_up1_->forward(up1_->forward(h)));
-  h = torch::relu(n_up2_->forward(up2_->forward(h)));
+  h = n_up1_->forward(up1_->forward(h), /*relu=*/true);
+  h = n_up2_->forward(up2_->forward(h), /*relu=*/true);
   return torch::tanh(out_->forward(reflect(h, 3)));
 }
 

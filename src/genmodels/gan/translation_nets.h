@@ -38,7 +38,8 @@ int64_t patch_layers_for(int64_t size);
 class Norm2dImpl : public torch::nn::Module {
  public:
   Norm2dImpl(NormKind kind, int64_t channels);
-  torch::Tensor forward(const torch::Tensor& x);
+  /// The norm, then ReLU when `relu` (instance norm: one fused kernel, nn/fused_norm.h).
+  torch::Tensor forward(const torch::Tensor& x, bool relu = false);
 
  private:
   torch::nn::BatchNorm2d bn{nullptr};
