@@ -123,34 +123,37 @@ TEST(FusedNorm, EveryIsaBuildMatches) {
       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
     tables.push_back(gm::nn::kernels::gn_silu_kernels_avx512());
   const Inputs in = make_inputs({3, 12, 5, 7}, true, torch::kFloat);
-  const torch::Tensor want =
-      group_norm_silu_reference(in.x, 4, in.w, in.b, 1e-5, in.scale, in.shift);
-  gm::nn::kernels::GnSiluShape s;
-  s.n = 3;
-  s.c = 12;
-  s.hw = 35;
-  s.groups = 4;
-  s.eps = 1e-5f;
-  torch::Tensor dx_first;
-  for (const auto& k : tables) {
-    torch::Tensor y = torch::empty_like(in.x), mean = torch::empty({3, 4}),
-                  rstd = torch::empty({3, 4});
-    k.forward_f32(in.x.data_ptr<float>(), in.w.data_ptr<float>(), in.b.data_ptr<float>(),
-                  in.scale.data_ptr<float>(), in.shift.data_ptr<float>(), y.data_ptr<float>(),
-                  mean.data_ptr<float>(), rstd.data_ptr<float>(), s);
-    expect_close(y, want, 2e-5, k.isa);
-    torch::Tensor dx = torch::empty_like(in.x), d1 = torch::empty({3, 12}),
-                  d2 = torch::empty({3, 12});
-    k.backward_f32(in.dy.data_ptr<float>(), in.x.data_ptr<float>(), in.w.data_ptr<float>(),
-                   in.b.data_ptr<float>(), in.scale.data_ptr<float>(), in.shift.data_ptr<float>(),
-                   mean.data_ptr<float>(), rstd.data_ptr<float>(), dx.data_ptr<float>(),
-                   d1.data_ptr<float>(), d2.data_ptr<float>(), s);
-    if (!dx_first.defined()) dx_first = dx;
-    expect_close(dx, dx_first, 2e-5, k.isa);
+  using gm::nn::NormActivation;
+  for (auto act : {NormActivation::SiLU, NormActivation::ReLU, NormActivation::None}) {
+    const torch::Tensor want =
+        gm::nn::group_norm_act_reference(in.x, 4, in.w, in.b, 1e-5, act, in.scale, in.shift);
+    gm::nn::kernels::GnSiluShape s;
+    s.n = 3;
+    s.c = 12;
+    s.hw = 35;
+    s.groups = 4;
+    s.eps = 1e-5f;
+    s.act = static_cast<gm::nn::kernels::GnActivation>(act);
+    torch::Tensor dx_first;
+    for (const auto& k : tables) {
+      torch::Tensor y = torch::empty_like(in.x), mean = torch::empty({3, 4}),
+                    rstd = torch::empty({3, 4});
+      k.forward_f32(in.x.data_ptr<float>(), in.w.data_ptr<float>(), in.b.data_ptr<float>(),
+                    in.scale.data_ptr<float>(), in.shift.data_ptr<float>(), y.data_ptr<float>(),
+                    mean.data_ptr<float>(), rstd.data_ptr<float>(), s);
+      expect_close(y, want, 2e-5, k.isa);
+      torch::Tensor dx = torch::empty_like(in.x), d1 = torch::empty({3, 12}),
+                    d2 = torch::empty({3, 12});
+      k.backward_f32(in.dy.data_ptr<float>(), in.x.data_ptr<float>(), in.w.data_ptr<float>(),
+                     in.b.data_ptr<float>(), in.scale.data_ptr<float>(), in.shift.data_ptr<float>(),
+                     mean.data_ptr<float>(), rstd.data_ptr<float>(), dx.data_ptr<float>(),
+                     d1.data_ptr<float>(), d2.data_ptr<float>(), s);
+      if (!dx_first.defined()) dx_first = dx;
+      expect_close(dx, dx_first, 2e-5, k.isa);
+    }
+    // and the default build's dx is the reference's
+    expect_close(dx_first, run(in, 4, false, act)[1], 2e-5, "dx (default build)");
   }
-  // and the default build's dx is the reference's
-  const auto want_grads = run(in, 4, false);
-  expect_close(dx_first, want_grads[1], 2e-5, "dx (default build)");
 }
 
 TEST(FusedNorm, ChannelsLastAndScaleShapes) {
