@@ -102,3 +102,35 @@ TEST(Folder, Errors) {
 }
 
 }  // namespace
+
+TEST(Folder, CaptionsBesideImagesAndTheirErrors) {
+  TempDir dir;
+  write_solid(dir.file("a.png"), 6, 6, 1, 10);
+  write_solid(dir.file("b.png"), 6, 6, 1, 200);
+  std::ofstream(dir.file("a.txt")) << "A dark  square\n";
+  std::ofstream(dir.file("b.txt")) << "une image claire \xc3\xa9t\xc3\xa9";  // UTF-8
+  const std::string spec = "captions:" + dir.path.string();
+  gm::data::Dataset d = gm::data::load_dataset(spec);
+  ASSERT_EQ(d.captions.size(), 2u);
+  EXPECT_EQ(d.captions[0], "A dark  square\n");
+  EXPECT_TRUE(torch::equal(d.y, torch::tensor({0, 1}, torch::kInt64)));  // index, no classes
+  EXPECT_EQ(d.num_classes(), 0);
+  auto fails_naming = [&](const std::string& what) {
+    try {
+      gm::data::load_dataset(spec);
+      ADD_FAILURE() << "expected an error naming " << what;
+    } catch (const gm::Error& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find(what), std::string::npos) << msg;
+      EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+    }
+  };
+  std::ofstream(dir.file("b.txt")) << "bad \xc3\x28 bytes";  // invalid continuation
+  fails_naming("b.txt is not UTF-8");
+  std::ofstream(dir.file("b.txt")) << "\xe0\x80\xaf";  // overlong '/'
+  fails_naming("b.txt is not UTF-8");
+  std::ofstream(dir.file("b.txt")) << " \n\t";
+  fails_naming("b.txt is empty");
+  fs::remove(dir.file("b.txt"));
+  fails_naming("has no caption file");
+}

@@ -67,9 +67,9 @@ Dataset load_idx_dataset(const std::string& dir, const DataOptions& o, const std
 }  // namespace
 
 std::vector<std::string> dataset_names() {
-  std::vector<std::string> names = {"fashion-mnist", "fashion-mnist:K",   "mnist-idx:DIR",
-                                    "folder:DIR",    "fmnist-edges",      "fmnist-inpaint",
-                                    "paired:DIR",    "paired:DIR_A,DIR_B"};
+  std::vector<std::string> names = {"fashion-mnist",  "fashion-mnist:K", "mnist-idx:DIR",
+                                    "folder:DIR",     "captions:DIR",    "fmnist-edges",
+                                    "fmnist-inpaint", "paired:DIR",      "paired:DIR_A,DIR_B"};
   for (const auto& t : toy2d_names()) names.push_back(t);
   return names;
 }
@@ -134,6 +134,7 @@ Dataset load_dataset(const std::string& spec, const DataOptions& o) {
   if (is_paired_spec(spec)) return load_paired(spec, o);
   if (starts_with(spec, "mnist-idx:")) return load_idx_dataset(spec.substr(10), o, spec, false);
   if (starts_with(spec, "folder:")) return load_image_folder(spec.substr(7), o, spec);
+  if (starts_with(spec, "captions:")) return load_caption_folder(spec.substr(9), o, spec);
   for (const auto& toy : toy2d_names()) {
     if (spec != toy) continue;
     int64_t n = o.toy_points;

@@ -17,6 +17,9 @@ struct Dataset {
   /// > 0: a two-domain dataset for translation (data/paired.h): x = cat(A, B) on the channel
   /// axis, domain A's `channels_a` channels first.
   int64_t channels_a = 0;
+  /// "captions:DIR": one caption per example (the text of the image's .txt file); y is then the
+  /// example's index and there are no classes.
+  std::vector<std::string> captions;
   bool is_image() const { return x.dim() == 4; }
   int64_t size() const { return x.size(0); }
   int64_t num_classes() const { return static_cast<int64_t>(class_names.size()); }

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <system_error>
 
+#include "genmodels/core/atomic_file.h"
 #include "genmodels/core/error.h"
 #include "genmodels/io/image.h"
 
@@ -59,8 +60,55 @@ torch::Tensor image_tensor(torch::Tensor px, int64_t channels, int64_t size) {
   return resize_center_crop(img, size > 0 ? size : std::min(img.size(2), img.size(3)));
 }
 
+namespace {
+
+// Whether `s` is well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF).
+bool valid_utf8(const std::string& s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    int n = c < 0x80 ? 0 : (c >> 5) == 0x6 ? 1 : (c >> 4) == 0xE ? 2 : (c >> 3) == 0x1E ? 3 : -1;
+    if (n < 0 || (n > 0 && i + n >= s.size())) return false;  // bad lead byte, or truncated
+    uint32_t cp = n == 0 ? c : c & (0x3F >> n);
+    for (int k = 1; k <= n; ++k) {
+      const auto d = static_cast<unsigned char>(s[i + k]);
+      if ((d >> 6) != 0x2) return false;
+      cp = (cp << 6) | (d & 0x3F);
+    }
+    static const uint32_t min_cp[4] = {0, 0x80, 0x800, 0x10000};
+    if (cp < min_cp[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += n + 1;
+  }
+  return true;
+}
+
+}  // namespace
+
+Dataset load_caption_folder(const std::string& dir, const DataOptions& options,
+                            const std::string& spec) {
+  std::vector<std::string> files;
+  Dataset d = load_image_folder(dir, options, spec, &files);
+  for (const auto& f : files) {
+    const fs::path txt = fs::path(f).replace_extension(".txt");
+    std::error_code ec;
+    if (!fs::is_regular_file(txt, ec))
+      throw Error("captions: image " + f + " has no caption file " + txt.string() +
+                  " (each image needs a .txt of the same name)");
+    const std::string text = read_file(txt.string());
+    if (!valid_utf8(text))
+      throw Error("captions: " + txt.string() + " is not UTF-8 text (re-save it as UTF-8)");
+    const bool blank =
+        std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isspace(c); });
+    if (blank) throw Error("captions: " + txt.string() + " is empty (write the image's caption)");
+    d.captions.push_back(text);
+  }
+  d.y = torch::arange(static_cast<int64_t>(files.size()), torch::kInt64);
+  d.class_names.clear();
+  return d;
+}
+
 Dataset load_image_folder(const std::string& dir, const DataOptions& options,
-                          const std::string& spec) {
+                          const std::string& spec, std::vector<std::string>* paths) {
   std::error_code ec;
   if (dir.empty()) throw Error("dataset spec '" + spec + "' names no folder (use folder:DIR)");
   if (!fs::is_directory(dir, ec))
@@ -121,6 +169,8 @@ Dataset load_image_folder(const std::string& dir, const DataOptions& options,
   d.x = x;
   d.y = y;
   d.class_names = class_names;
+  if (paths)
+    for (const auto& f : files) paths->push_back(f.first);
   return d;
 }
 

@@ -2,6 +2,7 @@
 #pragma once
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "genmodels/data/dataset.h"
 
@@ -18,7 +19,13 @@ bool is_image_file(const std::filesystem::path& p);
 /// Loads every image under `dir` (classes = sorted sub-folders, or one class when the images sit
 /// directly in `dir`), converted to options.channels and resized/center-cropped to
 /// options.image_size (default: the shorter side of the first image). `spec` becomes the name.
+/// `paths` (optional) receives the image files in example order.
 Dataset load_image_folder(const std::string& dir, const DataOptions& options,
-                          const std::string& spec);
+                          const std::string& spec, std::vector<std::string>* paths = nullptr);
+/// "captions:DIR": the images of DIR (as load_image_folder) with the text of the .txt file of
+/// the same name beside each as its caption; y = the example index, no classes. A missing, empty
+/// or non-UTF-8 caption file is a one-line error naming it.
+Dataset load_caption_folder(const std::string& dir, const DataOptions& options,
+                            const std::string& spec);
 
 }  // namespace gm::data
