@@ -67,6 +67,8 @@ int run(int argc, char** argv) {
       "  genmodels eval runs/vae --metrics nll --n 1000 --k 1000   (IWAE test likelihood)\n"
       "  genmodels train glow --data fashion-mnist --minutes 15 --out runs/glow\n"
       "  genmodels sample runs/glow --temperature 0.7 --n 64\n"
+      "  genmodels train clip --data fashion-mnist --minutes 15 --out runs/clip\n"
+      "  genmodels eval runs/clip --metrics zeroshot   (zero-shot accuracy, recall@1/5)\n"
       "  genmodels train pix2pix --data fmnist-edges --minutes 15 --out runs/edges\n"
       "  genmodels translate runs/edges --input fmnist-edges --n 1000 --out out/edges\n"
       "  genmodels train cyclegan --data fashion-mnist:7 --data-b fashion-mnist:9 --minutes 30\n"
@@ -126,7 +128,8 @@ int run(int argc, char** argv) {
   auto* eval = app.add_subcommand("eval", "score samples: a run directory, a .npy or a PNG folder");
   eval->add_option("target", ea.target, "RUN directory, FILE.npy or DIR of PNGs");
   eval->add_option("--metrics", metrics_list,
-                   "comma list of fid,kid,pr,acc,is and, for runs of density models, nll");
+                   "comma list of fid,kid,pr,acc,is and, for runs of density models, nll; "
+                   "zeroshot for clip runs");
   eval->add_option("--k", ea.k, "importance samples for nll (0 = the model's default)");
   eval->add_option("--n", ea.n, "samples to draw from a run / use from a file");
   eval->add_option("--seed", ea.seed, "seed for sampling and metric subsets");

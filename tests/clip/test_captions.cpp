@@ -45,6 +45,16 @@ TEST(Captions, MeasuresTheItem) {
   EXPECT_NEAR(bar.aspect, 4.0, 1e-9);
   EXPECT_NEAR(bar.brightness, 0.5, 1e-6);
   EXPECT_EQ(measure_image(torch::full({1, 28, 28}, -1.0)).area, 0.0);
+  // A batch is measured image by image.
+  const torch::Tensor batch = torch::stack(
+      {box_image(4, 4, 10, 10, 1.0), box_image(10, 2, 5, 20, 0.5), torch::full({1, 28, 28}, -1.0)});
+  const torch::Tensor m = gm::clip::measure_images(batch);
+  ASSERT_EQ(m.sizes(), torch::IntArrayRef({3, 3}));
+  EXPECT_NEAR(m[1][0].item<double>(), 0.5, 1e-6);
+  EXPECT_NEAR(m[1][1].item<double>(), 100.0 / 784.0, 1e-9);
+  EXPECT_NEAR(m[1][2].item<double>(), 4.0, 1e-9);
+  EXPECT_EQ(m[2][2].item<double>(), 0.0);
+  EXPECT_THROW(gm::clip::measure_images(torch::zeros({2, 3, 8, 8})), gm::Error);
 }
 
 TEST(Captions, AttributeWordsAreRelativeToTheClass) {

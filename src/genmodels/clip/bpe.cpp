@@ -176,18 +176,26 @@ Bpe Bpe::from_json(const std::string& text, const std::string& source) {
                 " is not supported (this program reads version 1)");
   if (!j.contains("merges") || !j["merges"].is_array())
     throw Error(source + ": BPE vocabulary has no \"merges\" array");
-  Bpe bpe;
-  int64_t i = 0;
+  std::vector<std::pair<int64_t, int64_t>> merges;
   for (const auto& m : j["merges"]) {
-    const int32_t next = static_cast<int32_t>(bpe.tokens_.size());
     if (!m.is_array() || m.size() != 2 || !m[0].is_number_integer() || !m[1].is_number_integer())
-      throw Error(source + ": merge " + std::to_string(i) + " is not a pair of token ids");
-    const int64_t l = m[0].get<int64_t>(), r = m[1].get<int64_t>();
+      throw Error(source + ": merge " + std::to_string(merges.size()) +
+                  " is not a pair of token ids");
+    merges.emplace_back(m[0].get<int64_t>(), m[1].get<int64_t>());
+  }
+  return from_merges(merges, source);
+}
+
+Bpe Bpe::from_merges(const std::vector<std::pair<int64_t, int64_t>>& merges,
+                     const std::string& source) {
+  Bpe bpe;
+  for (size_t i = 0; i < merges.size(); ++i) {
+    const int32_t next = static_cast<int32_t>(bpe.tokens_.size());
+    const auto [l, r] = merges[i];
     if (l < 0 || r < 0 || l >= next || r >= next)
       throw Error(source + ": merge " + std::to_string(i) + " uses token " +
                   std::to_string(l < 0 || l >= next ? l : r) + ", which is not defined before it");
     bpe.add_merge(static_cast<int32_t>(l), static_cast<int32_t>(r));
-    ++i;
   }
   return bpe;
 }

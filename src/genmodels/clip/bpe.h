@@ -47,6 +47,9 @@ class Bpe {
   std::string to_json() const;
   /// Parses to_json's text; errors name `source` (a file path) and what is wrong.
   static Bpe from_json(const std::string& text, const std::string& source);
+  /// The merges in order (each pair of ids defined before it); errors name `source`.
+  static Bpe from_merges(const std::vector<std::pair<int64_t, int64_t>>& merges,
+                         const std::string& source);
   void save(const std::string& path) const;  ///< atomic (core/atomic_file.h)
   static Bpe load(const std::string& path);
 

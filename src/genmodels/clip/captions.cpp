@@ -91,21 +91,58 @@ const std::vector<std::string>& caption_templates(Wording w) {
   return w == Wording::Train ? train : held_out;
 }
 
+torch::Tensor measure_images(const torch::Tensor& images) {
+  if (images.dim() != 4 || images.size(1) != 1)
+    throw Error("captions: measuring images needs N x 1 x H x W gray images, got " +
+                c10::str(images.sizes()));
+  const int64_t h = images.size(2), w = images.size(3);
+  const torch::Tensor v = ((images.to(torch::kDouble).squeeze(1) + 1.0) * 0.5).clamp(0, 1);
+  const torch::Tensor mask = (v > 0.1).to(torch::kDouble);
+  const torch::Tensor count = mask.sum({1, 2});
+  const torch::Tensor some = count > 0;
+  const torch::Tensor area = count / double(h * w);
+  const torch::Tensor brightness = (v * mask).sum({1, 2}) / count.clamp_min(1.0);
+  // Bounding box: first and last row / column holding an item pixel (argmax finds the first).
+  auto extent = [](const torch::Tensor& any) {  // N x L of 0/1
+    const int64_t l = any.size(1);
+    const torch::Tensor first = any.argmax(1), last = (l - 1) - any.flip(1).argmax(1);
+    return (last - first + 1).to(torch::kDouble);
+  };
+  const torch::Tensor rows = extent(mask.amax(2)), cols = extent(mask.amax(1));
+  const torch::Tensor aspect = torch::where(some, cols / rows, torch::zeros_like(rows));
+  return torch::stack({torch::where(some, brightness, torch::zeros_like(brightness)), area, aspect},
+                      1);
+}
+
 ImageAttributes measure_image(const torch::Tensor& image) {
-  const torch::Tensor v = ((image.to(torch::kFloat).squeeze(0) + 1.0) * 0.5).clamp(0, 1);
-  if (v.dim() != 2)
+  if (image.dim() != 3 || image.size(0) != 1)
     throw Error("captions: measure_image expects a 1 x H x W image, got " +
                 c10::str(image.sizes()));
-  const torch::Tensor mask = v > 0.1;
+  const torch::Tensor m = measure_images(image.unsqueeze(0))[0];
   ImageAttributes a;
-  const int64_t count = mask.sum().item<int64_t>();
-  if (count == 0) return a;
-  a.area = double(count) / double(v.numel());
-  a.brightness = v.masked_select(mask).mean().item<double>();
-  const torch::Tensor rows = mask.any(1).nonzero(), cols = mask.any(0).nonzero();
-  const double h = double(rows.max().item<int64_t>() - rows.min().item<int64_t>() + 1);
-  const double w = double(cols.max().item<int64_t>() - cols.min().item<int64_t>() + 1);
-  a.aspect = w / h;
+  a.brightness = m[0].item<double>();
+  a.area = m[1].item<double>();
+  a.aspect = m[2].item<double>();
+  return a;
+}
+
+torch::Tensor AttributeThresholds::to_tensor() const {
+  torch::Tensor t = torch::empty({6, 10}, torch::kDouble);
+  const double* rows[6] = {dark, light, small, large, narrow, wide};
+  for (int64_t r = 0; r < 6; ++r)
+    for (int64_t c = 0; c < 10; ++c) t[r][c] = rows[r][c];
+  return t;
+}
+
+AttributeThresholds AttributeThresholds::from_tensor(const torch::Tensor& t) {
+  if (t.sizes() != torch::IntArrayRef({6, 10}))
+    throw Error("captions: attribute thresholds must be 6 x 10, got " + c10::str(t.sizes()));
+  AttributeThresholds a{};
+  double* rows[6] = {a.dark, a.light, a.small, a.large, a.narrow, a.wide};
+  const torch::Tensor d = t.to(torch::kDouble).contiguous();
+  const double* p = d.data_ptr<double>();
+  for (int64_t r = 0; r < 6; ++r)
+    for (int64_t c = 0; c < 10; ++c) rows[r][c] = p[r * 10 + c];
   return a;
 }
 

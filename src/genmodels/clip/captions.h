@@ -31,12 +31,18 @@ struct ImageAttributes {
   double aspect = 0;      ///< bounding-box width / height
 };
 ImageAttributes measure_image(const torch::Tensor& image);
+/// The same for a batch N x 1 x H x W, in a few tensor operations: N x 3 float64 rows
+/// (brightness, area, aspect).
+torch::Tensor measure_images(const torch::Tensor& images);
 
 /// The attribute words of an image (e.g. {"dark", "small"}): each attribute in the outer fifth
 /// of the training set's range for its class gets its word (thresholds from
 /// attribute_thresholds), the rest none.
 struct AttributeThresholds {
   double dark[10], light[10], small[10], large[10], narrow[10], wide[10];
+  /// As a 6 x 10 float64 tensor (rows dark, light, small, large, narrow, wide), for checkpoints.
+  torch::Tensor to_tensor() const;
+  static AttributeThresholds from_tensor(const torch::Tensor& t);
 };
 AttributeThresholds attribute_thresholds(const std::vector<ImageAttributes>& a,
                                          const torch::Tensor& labels);

@@ -86,6 +86,10 @@ Json Model::test_likelihood(const data::Dataset&, int64_t, int64_t, uint64_t) {
       "generative classifiers)");
 }
 
+Json Model::zero_shot(const data::Dataset&, int64_t, uint64_t) {
+  throw Error("metric zeroshot is for clip runs (contrastive text-image models)");
+}
+
 void TrainSession::save_config() const {
   run.create();
   write_file_atomic(run.config(), meta.at("config_toml").get<std::string>());
@@ -142,17 +146,18 @@ Json Model::train(TrainSession& s) {
             << " threads, " << blas_name().substr(0, 40) << "; run " << s.run.path()
             << (s.resume ? " (resumed at step " + std::to_string(trainer.step()) + ")" : "")
             << "\n";
-  const train::TrainResult result = trainer.run(
-      [&](int64_t step, const std::string& path) {
-        SampleRequest req;
-        req.n = s.info.num_classes() > 0 ? 6 * s.info.num_classes() : 64;
-        req.seed = s.seed;
-        SampleResult r = sample(req);
-        r.params["model"] = s.meta.at("model").get<std::string>();
-        r.params["step"] = std::to_string(step);
-        write_sample_image(path, r);
-      },
-      class_monitor(s, topts.eval_every));
+  train::PreviewFn preview;
+  if (generates())
+    preview = [&](int64_t step, const std::string& path) {
+      SampleRequest req;
+      req.n = s.info.num_classes() > 0 ? 6 * s.info.num_classes() : 64;
+      req.seed = s.seed;
+      SampleResult r = sample(req);
+      r.params["model"] = s.meta.at("model").get<std::string>();
+      r.params["step"] = std::to_string(step);
+      write_sample_image(path, r);
+    };
+  const train::TrainResult result = trainer.run(preview, monitor(s, topts.eval_every));
   if (!result.interrupted) {
     // Model-specific figures (VAE reconstructions, interpolations, ...) from the EMA weights.
     const data::Dataset test = s.load_test();

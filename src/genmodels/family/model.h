@@ -80,6 +80,17 @@ class Model : public train::Trainable {
   /// The train.eval_every monitor of the default training (class entropy of samples under the
   /// Fashion-MNIST evaluator, mode-collapse warning); empty when off or not applicable.
   train::MonitorFn class_monitor(const TrainSession& s, int64_t every);
+  /// The monitor the default training uses: class_monitor, unless the model watches something
+  /// else (CLIP: zero-shot accuracy).
+  virtual train::MonitorFn monitor(const TrainSession& s, int64_t every) {
+    return class_monitor(s, every);
+  }
+  /// False for models that do not draw images (CLIP): no preview grids while training.
+  virtual bool generates() const { return true; }
+
+  /// Contrastive text-image models (CLIP): zero-shot classification of the first `n` test
+  /// examples (0 = all) from prompt ensembles, and image <-> caption retrieval. Others throw.
+  virtual Json zero_shot(const data::Dataset& test, int64_t n, uint64_t seed);
 
   /// Density models: the test negative log-likelihood on the first `n` examples of `test` (0 =
   /// all), with `k` importance samples where the model estimates it (0 = the model's default).

@@ -2,6 +2,7 @@
 #include "genmodels/models/registry.h"
 
 #include "genmodels/classic/classic_model.h"
+#include "genmodels/clip/clip_model.h"
 #include "genmodels/core/error.h"
 #include "genmodels/flow/flow_model.h"
 #include "genmodels/gan/gan_model.h"
@@ -15,8 +16,9 @@ namespace gm {
 const std::vector<ModelEntry>& model_registry() {
   static const std::vector<ModelEntry> entries = [] {
     std::vector<ModelEntry> e;
-    for (auto* family : {ddpm_entries, score::ncsn_entries, score::sde_entries, vae_entries,
-                         flow_entries, gan_entries, translation_entries, classic_entries})
+    for (auto* family :
+         {ddpm_entries, score::ncsn_entries, score::sde_entries, vae_entries, flow_entries,
+          gan_entries, translation_entries, classic_entries, clip_entries})
       for (auto& entry : family()) e.push_back(std::move(entry));
     return e;
   }();

@@ -382,6 +382,11 @@ EvalResult run_eval(const EvalArgs& a) {
   const auto nll_it = std::find(eo.metrics.begin(), eo.metrics.end(), "nll");
   const bool want_nll = nll_it != eo.metrics.end();
   if (want_nll) eo.metrics.erase(nll_it);
+  // zeroshot is a CLIP run's zero-shot classification and retrieval on the test split.
+  const auto zs_it = std::find(eo.metrics.begin(), eo.metrics.end(), "zeroshot");
+  const bool want_zeroshot = zs_it != eo.metrics.end();
+  if (want_zeroshot) eo.metrics.erase(zs_it);
+  if (want_zeroshot && !is_run) throw Error("eval: metric zeroshot needs a clip run directory");
   EvalResult out;
   out.json_path = a.json;
   Json& result = out.result;
@@ -435,6 +440,14 @@ EvalResult run_eval(const EvalArgs& a) {
     const Json likelihood = run_likelihood(la);
     result["likelihood"] = likelihood;
     for (const auto& [key, v] : likelihood.items())
+      if (v.is_number_float()) result["metrics"][key] = {{"value", v}};
+  }
+  if (want_zeroshot) {
+    LoadedRun r = load_run(a.target, /*raw_weights=*/false, a.sets);
+    const data::Dataset test = load_run_data(r.config, "test");
+    const Json zs = r.model->zero_shot(test, a.n, a.seed);
+    result["zeroshot"] = zs;
+    for (const auto& [key, v] : zs.items())
       if (v.is_number_float()) result["metrics"][key] = {{"value", v}};
   }
   result["target"] = a.target;
