@@ -69,6 +69,7 @@ int run(int argc, char** argv) {
       "  genmodels sample runs/glow --temperature 0.7 --n 64\n"
       "  genmodels train clip --data fashion-mnist --minutes 15 --out runs/clip\n"
       "  genmodels eval runs/clip --metrics zeroshot   (zero-shot accuracy, recall@1/5)\n"
+      "  genmodels eval runs/gan --metrics fid,clip_score --clip runs/clip\n"
       "  genmodels train pix2pix --data fmnist-edges --minutes 15 --out runs/edges\n"
       "  genmodels translate runs/edges --input fmnist-edges --n 1000 --out out/edges\n"
       "  genmodels train cyclegan --data fashion-mnist:7 --data-b fashion-mnist:9 --minutes 30\n"
@@ -129,7 +130,11 @@ int run(int argc, char** argv) {
   eval->add_option("target", ea.target, "RUN directory, FILE.npy or DIR of PNGs");
   eval->add_option("--metrics", metrics_list,
                    "comma list of fid,kid,pr,acc,is and, for runs of density models, nll; "
-                   "zeroshot for clip runs");
+                   "zeroshot for clip runs; clip_score (with --clip)");
+  eval->add_option("--clip", ea.clip, "clip_score: the clip run that scores the images");
+  eval->add_option("--prompt", ea.prompt,
+                   "clip_score: one prompt for every image (default: each image's class, from "
+                   "the samples' labels)");
   eval->add_option("--k", ea.k, "importance samples for nll (0 = the model's default)");
   eval->add_option("--n", ea.n, "samples to draw from a run / use from a file");
   eval->add_option("--seed", ea.seed, "seed for sampling and metric subsets");

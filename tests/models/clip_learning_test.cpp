@@ -10,7 +10,9 @@
 #include "genmodels/clip/bpe.h"
 #include "genmodels/core/error.h"
 #include "genmodels/core/jsonl.h"
+#include "genmodels/data/dataset.h"
 #include "genmodels/io/image.h"
+#include "genmodels/io/npy.h"
 #include "genmodels/models/run.h"
 #include "test_util.h"
 
@@ -68,6 +70,31 @@ TEST(ClipLearning, ZeroShotWellAboveChanceOnHeldOutWording) {
   // Retrieval beats chance (1 in 1000 at rank 1, 5 in 1000 at rank 5) by far.
   EXPECT_GT(zs.at("image_to_text_recall@5").get<double>(), 0.02) << zs.dump();
   EXPECT_GT(zs.at("text_to_image_recall@5").get<double>(), 0.02) << zs.dump();
+  // CLIP score: test images against their own class prompts beat the same images against the
+  // next class's, and one --prompt for all works; without --clip it is a one-line error.
+  gm::data::DataOptions o;
+  o.split = "test";
+  o.limit = 300;
+  const gm::data::Dataset test = gm::data::load_dataset("fashion-mnist", o);
+  const std::string npy = dir + "/real.npy";
+  gm::io::write_npy(npy, gm::io::to_uint8(test.x).squeeze(-1));
+  auto clip_score = [&](const torch::Tensor& labels, const std::string& prompt) {
+    gm::io::write_npy(dir + "/real.labels.npy", labels);
+    gm::EvalArgs c;
+    c.target = npy;
+    c.metrics = {"clip_score"};
+    c.clip = dir;
+    c.prompt = prompt;
+    return gm::run_eval(c).result.at("metrics").at("clip_score").at("value").get<double>();
+  };
+  const double right = clip_score(test.y, ""), wrong = clip_score((test.y + 1) % 10, "");
+  EXPECT_GT(right, wrong + 5) << right << " vs " << wrong;
+  EXPECT_GT(clip_score(test.y, "a snapshot of a running shoe"), 0.0);
+  gm::EvalArgs no_clip;
+  no_clip.target = npy;
+  no_clip.metrics = {"clip_score"};
+  EXPECT_THROW(gm::run_eval(no_clip), gm::Error);
+
   // clip draws no images: sample and image metrics say what to use instead.
   gm::SampleArgs s;
   s.run = dir;

@@ -220,9 +220,16 @@ class ClipModel : public Model {
         classes.push_back(t / t.norm());
       }
       const torch::Tensor pred = img.matmul(torch::stack(classes).t()).argmax(1).cpu();
-      const double acc = pred.eq(labels).to(torch::kDouble).mean().item<double>();
-      out[w == clip::Wording::Train ? "zeroshot_accuracy_train_wording"
-                                    : "zeroshot_accuracy_held_out"] = acc;
+      const torch::Tensor hit = pred.eq(labels).to(torch::kDouble);
+      const std::string key = w == clip::Wording::Train ? "train_wording" : "held_out";
+      out["zeroshot_accuracy_" + key] = hit.mean().item<double>();
+      std::vector<double> per_class;  // which classes the wording fails on
+      for (int64_t c = 0; c < 10; ++c) {
+        const torch::Tensor in = labels.eq(c);
+        per_class.push_back(in.any().item<bool>() ? hit.masked_select(in).mean().item<double>()
+                                                  : 0.0);
+      }
+      out["zeroshot_per_class_" + key] = per_class;
     }
     const int64_t r = std::min<int64_t>(n, 1000);
     std::mt19937_64 rng(seed);
@@ -250,7 +257,43 @@ class ClipModel : public Model {
     return out;
   }
 
+  torch::Tensor image_text_similarity(const torch::Tensor& images,
+                                      const std::vector<std::string>& texts) override {
+    if (images.dim() != 4 || images.size(0) != static_cast<int64_t>(texts.size()))
+      throw Error("clip score: " + std::to_string(texts.size()) + " prompts for images of shape " +
+                  c10::str(images.sizes()) + " (one prompt per image)");
+    if (images.sizes().slice(1) != torch::IntArrayRef(info_.shape))
+      throw Error("clip score: the clip run scores " + shape_text(info_.shape) + " images, got " +
+                  shape_text(images.sizes().slice(1).vec()) +
+                  " (resize the samples or train clip on data of their size)");
+    torch::NoGradGuard no_grad;
+    const torch::Device device = module_->bpe_merges.device();
+    std::vector<std::string> normalised;
+    for (const auto& t : texts) normalised.push_back(normalise_caption(t));
+    const torch::Tensor img = encode_images(images, device);
+    torch::Tensor txt;
+    std::vector<torch::Tensor> parts;
+    for (size_t i = 0; i < normalised.size(); i += 500) {
+      const size_t end = std::min(normalised.size(), i + 500);
+      parts.push_back(
+          encode_texts(tokenizer(), {normalised.begin() + i, normalised.begin() + end}, device));
+    }
+    return (img * torch::cat(parts)).sum(1).cpu();
+  }
+
+  // "a photo of a sneaker": the first training template and synonym.
+  std::string class_prompt(int64_t label) const override {
+    if (captioned_ || label < 0 || label > 9) return "";
+    return "a photo of " + clip::with_article(clip::class_synonyms(label, clip::Wording::Train)[0]);
+  }
+
  private:
+  static std::string shape_text(const std::vector<int64_t>& s) {
+    std::string out;
+    for (size_t i = 0; i < s.size(); ++i) out += (i ? "x" : "") + std::to_string(s[i]);
+    return out;
+  }
+
   // Writes the learned merges into the checkpoint buffer and the run's bpe.json.
   void learned(const clip::Bpe& bpe, const std::string& example, size_t corpus, TrainSession& s) {
     {

@@ -90,6 +90,10 @@ Json Model::zero_shot(const data::Dataset&, int64_t, uint64_t) {
   throw Error("metric zeroshot is for clip runs (contrastive text-image models)");
 }
 
+torch::Tensor Model::image_text_similarity(const torch::Tensor&, const std::vector<std::string>&) {
+  throw Error("--clip must name a clip run (a contrastive text-image model)");
+}
+
 void TrainSession::save_config() const {
   run.create();
   write_file_atomic(run.config(), meta.at("config_toml").get<std::string>());

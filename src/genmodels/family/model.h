@@ -91,6 +91,13 @@ class Model : public train::Trainable {
   /// Contrastive text-image models (CLIP): zero-shot classification of the first `n` test
   /// examples (0 = all) from prompt ensembles, and image <-> caption retrieval. Others throw.
   virtual Json zero_shot(const data::Dataset& test, int64_t n, uint64_t seed);
+  /// Contrastive text-image models (CLIP): the cosine similarity of each float [-1, 1] image with
+  /// its text (N images, N texts) -> N values. Others throw.
+  virtual torch::Tensor image_text_similarity(const torch::Tensor& images,
+                                              const std::vector<std::string>& texts);
+  /// CLIP models: the text that stands for class `label` of the data they were trained on ("" if
+  /// none), for scoring class-conditional samples.
+  virtual std::string class_prompt(int64_t label) const { return ""; }
 
   /// Density models: the test negative log-likelihood on the first `n` examples of `test` (0 =
   /// all), with `k` importance samples where the model estimates it (0 = the model's default).

@@ -387,6 +387,13 @@ EvalResult run_eval(const EvalArgs& a) {
   const bool want_zeroshot = zs_it != eo.metrics.end();
   if (want_zeroshot) eo.metrics.erase(zs_it);
   if (want_zeroshot && !is_run) throw Error("eval: metric zeroshot needs a clip run directory");
+  // clip_score: how well images match their prompts under a CLIP run (--clip).
+  const auto cs_it = std::find(eo.metrics.begin(), eo.metrics.end(), "clip_score");
+  const bool want_clip_score = cs_it != eo.metrics.end();
+  if (want_clip_score) eo.metrics.erase(cs_it);
+  if (want_clip_score && a.clip.empty())
+    throw Error("eval: metric clip_score needs --clip RUN (a trained clip run that scores)");
+  torch::Tensor scored, scored_labels;  // float [-1, 1] images and their classes, for clip_score
   EvalResult out;
   out.json_path = a.json;
   Json& result = out.result;
@@ -394,7 +401,7 @@ EvalResult run_eval(const EvalArgs& a) {
     throw Error("eval: metric nll needs a run directory (samples have no likelihood)");
   if (is_run && out.json_path.empty()) out.json_path = train::RunDir(a.target).eval_json();
 
-  if (eo.metrics.empty()) {
+  if (eo.metrics.empty() && !want_clip_score) {
     result = {{"metrics", Json::object()}};
   } else if (is_run) {
     SampleArgs s;
@@ -414,7 +421,11 @@ EvalResult run_eval(const EvalArgs& a) {
       result["metrics"]["swd"] = {{"value", metrics::sliced_wasserstein(drawn.x, ref)}};
       result["metrics"]["mmd_rbf"] = {{"value", metrics::mmd_rbf(drawn.x, ref)}};
     } else {
-      result = metrics::evaluate_images(io::to_uint8(drawn.x), drawn.labels, eo);
+      result = eo.metrics.empty()
+                   ? Json{{"n", drawn.x.size(0)}, {"metrics", Json::object()}}
+                   : metrics::evaluate_images(io::to_uint8(drawn.x), drawn.labels, eo);
+      scored = drawn.x;
+      scored_labels = drawn.labels;
     }
     // How the samples were drawn (sampler, steps, nfe, guidance, ... as in the PNG metadata).
     for (const auto& [key, v] : drawn.params) result["sample"][key] = v;
@@ -428,7 +439,31 @@ EvalResult run_eval(const EvalArgs& a) {
       labels = io::read_npy(labels_path).to(torch::kInt64).slice(0, 0, images.size(0));
     if (out.json_path.empty())
       out.json_path = (fs::is_directory(a.target) ? a.target + "/eval" : a.target) + ".json";
-    result = metrics::evaluate_images(images, labels, eo);
+    result = eo.metrics.empty() ? Json{{"n", images.size(0)}, {"metrics", Json::object()}}
+                                : metrics::evaluate_images(images, labels, eo);
+    scored = io::from_uint8(images);
+    scored_labels = labels;
+  }
+  if (want_clip_score) {
+    if (!scored.defined())
+      throw Error("eval: metric clip_score scores images; " + a.target + " has none");
+    LoadedRun clip = load_run(a.clip, /*raw_weights=*/false, {});
+    std::vector<std::string> prompts;
+    for (int64_t i = 0; i < scored.size(0); ++i) {
+      std::string p = a.prompt;
+      if (p.empty() && scored_labels.defined())
+        p = clip.model->class_prompt(scored_labels[i].item<int64_t>());
+      if (p.empty())
+        throw Error(
+            "eval: clip_score needs a prompt per image: give --prompt TEXT (the samples "
+            "have no class labels the clip run can name)");
+      prompts.push_back(std::move(p));
+    }
+    // Hessel et al. 2021 (CLIPScore) without their 2.5 weight: mean of 100 * max(cos, 0).
+    const torch::Tensor cos = clip.model->image_text_similarity(scored, prompts);
+    result["metrics"]["clip_score"] = {{"value", (cos.clamp_min(0) * 100).mean().item<double>()},
+                                       {"std", (cos.clamp_min(0) * 100).std().item<double>()}};
+    result["clip"] = {{"run", a.clip}, {"prompt", a.prompt.empty() ? "per class" : a.prompt}};
   }
   if (want_nll) {
     LikelihoodArgs la;

@@ -105,6 +105,8 @@ struct EvalArgs {
   std::string json;               ///< where to write the result ("" = beside the target)
   std::vector<std::string> sets;  ///< sample-time overrides for a run target
   int threads = 0;
+  std::string clip;    ///< clip_score: the clip run that scores
+  std::string prompt;  ///< clip_score: one prompt for every image ("" = from the class labels)
 };
 
 struct EvalResult {
