@@ -85,6 +85,28 @@ TEST(ClipNets, TokenRowsAndCausalFeatures) {
   EXPECT_NEAR(f1.norm(2, 1).mean().item<double>(), 1.0, 1e-5);
 }
 
+// The text transformer runs only up to the batch's last end token: features and gradients equal
+// those of the full context (forced by a row without an end token).
+TEST(ClipNets, TextStopsAtTheLastEndTokenWithTheSameResult) {
+  const Bpe bpe = Bpe::train({"a b c", "a b c"}, 10);
+  const auto rows = tokenize(bpe, {"a b", "a", "a b c"}, 12);
+  torch::manual_seed(3);
+  ClipNet net = tiny_clip(bpe.vocab_size(), 12);
+  const auto full_row = torch::full({1, 12}, 5, torch::kLong);  // no end token: the whole context
+  std::vector<torch::Tensor> feats, grads;
+  for (bool forced : {false, true}) {
+    net->zero_grad();
+    const auto t = forced ? torch::cat({rows, full_row}) : rows;
+    const auto f = net->text(t, bpe.end_token()).narrow(0, 0, 3);
+    (f * torch::linspace(-1, 1, f.numel()).view(f.sizes())).sum().backward();
+    feats.push_back(f.detach());
+    grads.push_back(net->text->transformer->blocks[0]->qkv->weight.grad().clone());
+  }
+  EXPECT_TRUE(torch::allclose(feats[0], feats[1], 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(grads[0], grads[1], 1e-5, 1e-6));
+  EXPECT_GT(grads[0].abs().sum().item<double>(), 0);
+}
+
 // Four 8x8 shapes at random positions and brightness, captioned with training wording; zero-shot
 // classification of fresh shapes with a template never used in training (made of known words).
 torch::Tensor shape_image(int64_t kind, std::mt19937_64& rng) {

@@ -94,14 +94,20 @@ torch::Tensor TextEncoderImpl::forward(const torch::Tensor& tokens, int64_t end_
   if (tokens.dim() != 2 || tokens.size(1) != options.context)
     throw Error("clip text encoder: tokens have shape " + c10::str(tokens.sizes()) +
                 ", expected N x " + std::to_string(options.context));
-  torch::Tensor x = token_embedding(tokens) + positional_embedding;
-  x = ln_final(transformer(x));
   // Position of each row's first end token: argmax of a strictly decreasing score on matches.
   const auto pos = torch::arange(options.context, tokens.options());
   const auto is_end = tokens == end_token;
   const auto first_end =
       torch::where(is_end.any(1), (is_end.to(torch::kLong) * (options.context - pos)).argmax(1),
                    torch::full({tokens.size(0)}, options.context - 1, tokens.options()));
+  // The mask is causal, so nothing before a row's end token depends on what follows it: the
+  // transformer only runs up to the batch's last end token (captions are shorter than the
+  // context; the features and their gradients are the same).
+  const int64_t len = tokens.size(0) > 0 ? first_end.max().item<int64_t>() + 1 : options.context;
+  const bool truncate = options.transformer.causal && len < options.context;
+  const torch::Tensor t = truncate ? tokens.narrow(1, 0, len) : tokens;
+  const torch::Tensor p = truncate ? positional_embedding.narrow(0, 0, len) : positional_embedding;
+  torch::Tensor x = ln_final(transformer(token_embedding(t) + p));
   const auto feats = x.index({torch::arange(tokens.size(0), tokens.options()), first_end});
   return torch::matmul(feats, projection);
 }
