@@ -31,11 +31,11 @@ ResidualAttentionBlockImpl::ResidualAttentionBlockImpl(int64_t width, int64_t h,
                                                        bool c)
     : heads(h), causal(c) {
   ln1 = register_module("ln1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({width})));
-  qkv = register_module("qkv", torch::nn::Linear(width, 3 * width));
-  proj = register_module("proj", torch::nn::Linear(width, width));
+  qkv = register_module("qkv", nn::Linear(width, 3 * width));
+  proj = register_module("proj", nn::Linear(width, width));
   ln2 = register_module("ln2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({width})));
-  fc1 = register_module("fc1", torch::nn::Linear(width, mlp_ratio * width));
-  fc2 = register_module("fc2", torch::nn::Linear(mlp_ratio * width, width));
+  fc1 = register_module("fc1", nn::Linear(width, mlp_ratio * width));
+  fc2 = register_module("fc2", nn::Linear(mlp_ratio * width, width));
 }
 
 // Pre-LN block: x + Attn(LN(x)), then x + MLP(LN(x)) with GELU (Hendrycks & Gimpel 2016).

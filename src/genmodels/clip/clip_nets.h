@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "genmodels/nn/linear.h"
+
 namespace gm::clip {
 
 class Bpe;
@@ -29,7 +31,8 @@ class ResidualAttentionBlockImpl : public torch::nn::Module {
   ResidualAttentionBlockImpl(int64_t width, int64_t heads, int64_t mlp_ratio, bool causal);
   torch::Tensor forward(const torch::Tensor& x);  ///< N x L x W
   torch::nn::LayerNorm ln1{nullptr}, ln2{nullptr};
-  torch::nn::Linear qkv{nullptr}, proj{nullptr}, fc1{nullptr}, fc2{nullptr};
+  /// gm::nn::Linear: the fp32 GEMMs on every thread (nn/linear.h), torch::nn::Linear's names.
+  nn::Linear qkv{nullptr}, proj{nullptr}, fc1{nullptr}, fc2{nullptr};
   int64_t heads;
   bool causal;
 };
