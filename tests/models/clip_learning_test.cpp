@@ -116,14 +116,10 @@ TEST(ClipLearning, ResumeIsBitIdentical) {
   second.resume = true;
   second.data.reset();
   gm::run_train(second);
-  for (const std::string section : {"model", "ema"}) {
-    auto a = gm::test::checkpoint_tensors(straight + "/checkpoint.pt", section);
-    auto b = gm::test::checkpoint_tensors(split + "/checkpoint.pt", section);
-    ASSERT_FALSE(a.empty());
-    ASSERT_EQ(a.size(), b.size());
-    for (const auto& [name, t] : a)
-      EXPECT_TRUE(torch::equal(t, b.at(name))) << section << "/" << name;
-  }
+  // Weights, EMA, buffers (BPE merges, thresholds) and RNG state, all equal.
+  EXPECT_GT(gm::test::expect_same_checkpoint_tensors(straight + "/checkpoint.pt",
+                                                     split + "/checkpoint.pt"),
+            50);
 }
 
 TEST(ClipLearning, BadInputIsOneLine) {
