@@ -133,16 +133,18 @@ class ClipModel : public Model {
     }
     std::vector<clip::ImageAttributes> attrs;
     const torch::Tensor m = measure_all(s.train.x);
+    const double* mp = m.data_ptr<double>();
     for (int64_t i = 0; i < m.size(0); ++i)
-      attrs.push_back({m[i][0].item<double>(), m[i][1].item<double>(), m[i][2].item<double>()});
+      attrs.push_back({mp[3 * i], mp[3 * i + 1], mp[3 * i + 2]});
     const clip::AttributeThresholds t = clip::attribute_thresholds(attrs, s.train.y);
     std::mt19937_64 rng(s.seed);
     std::vector<std::string> corpus;
     const int64_t n = s.train.size();
     const torch::Tensor labels = s.train.y.to(torch::kLong).contiguous();
+    const int64_t* lp = labels.data_ptr<int64_t>();
     for (int64_t i = 0; i < s_.bpe_corpus; ++i) {
       const int64_t j = static_cast<int64_t>(rng() % static_cast<uint64_t>(n));
-      const int64_t label = labels[j].item<int64_t>();
+      const int64_t label = lp[j];
       corpus.push_back(clip::make_caption(label, clip::attribute_words(attrs[j], label, t),
                                           clip::Wording::Train, rng));
     }
@@ -271,7 +273,6 @@ class ClipModel : public Model {
     std::vector<std::string> normalised;
     for (const auto& t : texts) normalised.push_back(normalise_caption(t));
     const torch::Tensor img = encode_images(images, device);
-    torch::Tensor txt;
     std::vector<torch::Tensor> parts;
     for (size_t i = 0; i < normalised.size(); i += 500) {
       const size_t end = std::min(normalised.size(), i + 500);
