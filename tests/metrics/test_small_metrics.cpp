@@ -38,6 +38,14 @@ TEST(ClassMetrics, AccuracyAndEntropy) {
   ClassHistogram two = class_histogram(torch::tensor({1, 1, 2, 2}, torch::kInt64), 10);
   EXPECT_NEAR(two.entropy_normalised, std::log(2.0) / std::log(10.0), 1e-12);
   EXPECT_THROW(class_histogram(torch::tensor({10}, torch::kInt64), 10), gm::Error);
+  // Per requested class: class 0 asked 3 times, right twice; class 2 asked once, wrong; class 1
+  // never asked (NaN).
+  const auto per = class_accuracy_per_class(torch::tensor({0, 0, 1, 1}, torch::kInt64),
+                                            torch::tensor({0, 0, 0, 2}, torch::kInt64), 3);
+  ASSERT_EQ(per.size(), 3u);
+  EXPECT_DOUBLE_EQ(per[0], 2.0 / 3.0);
+  EXPECT_TRUE(std::isnan(per[1]));
+  EXPECT_DOUBLE_EQ(per[2], 0.0);
 }
 
 TEST(Toy2d, SlicedWassersteinSameIsSmallShiftedMatchesTheory) {

@@ -21,6 +21,20 @@ double class_accuracy(const torch::Tensor& predicted, const torch::Tensor& reque
       .item<double>();
 }
 
+std::vector<double> class_accuracy_per_class(const torch::Tensor& predicted,
+                                             const torch::Tensor& requested, int64_t num_classes) {
+  class_accuracy(predicted, requested);  // the shape checks
+  const torch::Tensor req = requested.to(torch::kInt64);
+  const torch::Tensor hit = predicted.to(torch::kInt64).eq(req).to(torch::kFloat64);
+  std::vector<double> out;
+  for (int64_t k = 0; k < num_classes; ++k) {
+    const torch::Tensor in_k = req.eq(k);
+    out.push_back(in_k.any().item<bool>() ? hit.masked_select(in_k).mean().item<double>()
+                                          : std::nan(""));
+  }
+  return out;
+}
+
 ClassHistogram class_histogram(const torch::Tensor& predicted, int64_t num_classes) {
   if (predicted.dim() != 1 || num_classes < 2)
     throw Error("class_histogram: need int64 N predictions and >= 2 classes, got shape " +

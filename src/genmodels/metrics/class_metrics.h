@@ -20,6 +20,11 @@ struct ClassHistogram {
 /// Share of samples whose predicted class (int64 N) equals the requested class (int64 N).
 double class_accuracy(const torch::Tensor& predicted, const torch::Tensor& requested);
 
+/// class_accuracy within each requested class 0..num_classes-1 (NaN for a class never requested).
+std::vector<double> class_accuracy_per_class(const torch::Tensor& predicted,
+                                             const torch::Tensor& requested,
+                                             int64_t num_classes = 10);
+
 /// Histogram of predicted classes in [0, num_classes) and its entropy in nats and / log C.
 ClassHistogram class_histogram(const torch::Tensor& predicted, int64_t num_classes = 10);
 

@@ -167,7 +167,10 @@ Json evaluate_images(const Evaluator& evaluator, const torch::Tensor& images_uin
   }
   if (wants("acc")) {
     torch::Tensor pred = logits.argmax(1);
-    if (labels.defined()) metrics["class_accuracy"] = entry(class_accuracy(pred, labels));
+    if (labels.defined()) {
+      metrics["class_accuracy"] = entry(class_accuracy(pred, labels));
+      metrics["class_accuracy"]["per_class"] = class_accuracy_per_class(pred, labels);
+    }
     ClassHistogram h = class_histogram(pred, 10);
     metrics["class_entropy"] = {{"value", h.entropy_nats}, {"normalised", h.entropy_normalised}};
     metrics["class_histogram"] = h.counts;

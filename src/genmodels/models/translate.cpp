@@ -12,6 +12,7 @@
 #include "genmodels/data/paired.h"
 #include "genmodels/io/image.h"
 #include "genmodels/io/npy.h"
+#include "genmodels/metrics/class_metrics.h"
 #include "genmodels/metrics/evaluator.h"
 #include "genmodels/metrics/fid.h"
 
@@ -131,7 +132,18 @@ Json translation_metrics(const TranslateInputs& in, const torch::Tensor& outputs
       outputs.dim() == 4 && outputs.size(1) == 1 && outputs.size(2) == 28 && outputs.size(3) == 28;
   if (fmnist_shaped && (in.labels.defined() || in.reference.defined())) {
     const metrics::Evaluator ev = metrics::Evaluator::load_or_train(metrics::cache_dir(), true);
-    if (in.labels.defined()) m["class_accuracy"] = ev.accuracy(outputs, in.labels.slice(0, 0, n));
+    if (in.labels.defined()) {
+      const torch::Tensor labels = in.labels.slice(0, 0, n);
+      const torch::Tensor pred = ev.logits(outputs).argmax(1);
+      m["class_accuracy"] = metrics::class_accuracy(pred, labels);
+      // Per class (where the edges lose what tells shirt from coat), and the evaluator's accuracy
+      // on the true targets: the ceiling a perfect translation would reach.
+      if (labels.min().item<int64_t>() != labels.max().item<int64_t>())
+        m["class_accuracy_per_class"] = metrics::class_accuracy_per_class(pred, labels);
+      if (in.targets.defined() && in.targets.size(0) >= n &&
+          in.targets.sizes().slice(1) == outputs.sizes().slice(1))
+        m["target_class_accuracy"] = ev.accuracy(in.targets.slice(0, 0, n), labels);
+    }
     if (in.reference.defined() && in.reference.size(1) == 1 && n >= 2)
       m["fid"] = metrics::fid(ev.features(outputs), ev.features(in.reference));
   }

@@ -31,8 +31,10 @@ struct TranslateInputs {
 TranslateInputs read_translate_inputs(const std::string& input, const DataInfo& info,
                                       const std::string& direction, int64_t channels);
 
-/// {"n", "l1", "psnr" (targets), "cycle_l1" (when `cycle` is defined), "class_accuracy" (labels),
-/// "fid" (reference)}; pixel metrics on [0, 1]; evaluator metrics for 28x28 gray outputs only.
+/// {"n", "l1", "psnr" (targets), "cycle_l1" (when `cycle` is defined), "class_accuracy" (labels;
+/// "class_accuracy_per_class" when they hold several classes, "target_class_accuracy" of the true
+/// targets when paired), "fid" (reference)}; pixel metrics on [0, 1]; evaluator metrics for 28x28
+/// gray outputs only.
 Json translation_metrics(const TranslateInputs& in, const torch::Tensor& outputs,
                          const torch::Tensor& cycle);
 
