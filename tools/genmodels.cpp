@@ -115,6 +115,13 @@ int run(int argc, char** argv) {
   add_sample_flags(sample, sa.sets);
   sample->add_option("--n", sa.n, "number of samples");
   sample->add_option("--class", sa.class_label, "class to draw (-1: every class in turn)");
+  sample->add_option("--prompt", sa.prompt,
+                     "text-conditional runs (ddpm with model.text_encoder): the text to draw "
+                     "(default: each class's prompt in turn); --guidance sets its weight");
+  sample->add_option("--clip", sa.clip,
+                     "a clip run whose gradient steers any diffusion or score run toward --prompt "
+                     "(CLIP guidance; best with a clip trained with model.noised_share > 0)");
+  sample->add_option("--clip-guidance", sa.clip_guidance, "scale of the CLIP guidance gradient");
   sample->add_option("--seed", sa.seed, "random seed");
   sample->add_option("--out", sa.out, "output directory for grid.png (default RUN/samples)");
   sample->add_option("--npy", sa.npy, "also write all samples to this .npy (uint8 N x H x W)");

@@ -29,6 +29,7 @@ struct ClipSettings {
   int64_t bpe_merges = 300;        ///< model.bpe_merges
   int64_t bpe_corpus = 20000;      ///< model.bpe_corpus
   std::string precision = "fp32";  ///< model.precision
+  double noised_share = 0.0;       ///< model.noised_share
 };
 
 KeyTable<ClipSettings> clip_keys() {
@@ -46,6 +47,9 @@ KeyTable<ClipSettings> clip_keys() {
   t.add("model.bpe_corpus", &O::bpe_corpus, "training captions the BPE is learned from");
   t.add("model.precision", &O::precision, "network arithmetic: fp32, or bf16 autocast (CPU)",
         {"fp32", "bf16"});
+  t.add("model.noised_share", &O::noised_share,
+        "share of each batch noised (log-uniform sigma in [0.002, 80]) for a noise-conditional "
+        "image encoder that can guide diffusion sampling (0 = clean images only)");
   return t;
 }
 
@@ -81,6 +85,8 @@ class ClipModel : public Model {
       throw Error("model.patch = " + std::to_string(s_.patch) + " must divide the image size " +
                   std::to_string(info.shape[1]) + "x" + std::to_string(info.shape[2]));
     if (s_.context < 4) throw Error("model.context must be >= 4 tokens");
+    if (!(s_.noised_share >= 0 && s_.noised_share <= 1))
+      throw Error("model.noised_share = " + num(s_.noised_share) + " must be in [0, 1]");
     if (s_.bpe_merges < 0 || s_.bpe_corpus < 1)
       throw Error("model.bpe_merges must be >= 0 and model.bpe_corpus >= 1");
     for (int64_t w : {s_.width, s_.text_width})
@@ -94,6 +100,7 @@ class ClipModel : public Model {
     v.patch = s_.patch;
     v.embed_dim = s_.embed_dim;
     v.transformer = {s_.width, s_.layers, s_.heads, 4, false};
+    v.noise_conditional = s_.noised_share > 0;
     clip::TextEncoderOptions t;
     t.vocab_size = 256 + s_.bpe_merges + 2;
     t.context = s_.context;
@@ -167,10 +174,24 @@ class ClipModel : public Model {
         captioned_ ? captions_of(batch.y)
                    : make_captions(batch.x, batch.y, clip::Wording::Train, rng);
     const torch::Tensor tokens = clip::tokenize(bpe, captions, s_.context).to(batch.x.device());
+    // Noise augmentation (GLIDE's noised CLIP, Nichol et al. 2022, Sec. 2.4): a share of the
+    // images become the variance-preserving (x + sigma n) / sqrt(1 + sigma^2), log sigma uniform
+    // over the range diffusion samplers visit, and the encoder is told sigma.
+    torch::Tensor images = batch.x, sigma;
+    if (s_.noised_share > 0) {
+      const int64_t n = images.size(0);
+      const auto opts = images.options().dtype(torch::kFloat);
+      const double lo = std::log(0.002), hi = std::log(80.0);
+      const torch::Tensor noised = torch::rand({n}, opts) < s_.noised_share;
+      const torch::Tensor level = (lo + (hi - lo) * torch::rand({n}, opts)).exp();
+      sigma = torch::where(noised, level, torch::zeros_like(level));
+      const torch::Tensor s4 = sigma.view({n, 1, 1, 1});
+      images = (images + s4 * torch::randn_like(images)) * torch::rsqrt(1.0 + s4 * s4);
+    }
     torch::Tensor img, txt;
     {
       auto scope = ctx.autocast("main");
-      img = module_->net->encode_image(batch.x).to(torch::kFloat);
+      img = module_->net->encode_image(images, sigma).to(torch::kFloat);
       txt = module_->net->encode_text(tokens, bpe.end_token()).to(torch::kFloat);
     }
     const torch::Tensor loss = clip::clip_loss(img, txt, module_->net->logit_scale);
@@ -269,17 +290,48 @@ class ClipModel : public Model {
                   shape_text(images.sizes().slice(1).vec()) +
                   " (resize the samples or train clip on data of their size)");
     torch::NoGradGuard no_grad;
+    const torch::Tensor img = encode_images(images, module_->bpe_merges.device());
+    return (img.cpu() * text_features(texts)).sum(1);
+  }
+
+  torch::Tensor text_features(const std::vector<std::string>& texts) override {
+    torch::NoGradGuard no_grad;
     const torch::Device device = module_->bpe_merges.device();
     std::vector<std::string> normalised;
     for (const auto& t : texts) normalised.push_back(normalise_caption(t));
-    const torch::Tensor img = encode_images(images, device);
     std::vector<torch::Tensor> parts;
     for (size_t i = 0; i < normalised.size(); i += 500) {
       const size_t end = std::min(normalised.size(), i + 500);
       parts.push_back(
           encode_texts(tokenizer(), {normalised.begin() + i, normalised.begin() + end}, device));
     }
-    return (img * torch::cat(parts)).sum(1).cpu();
+    if (parts.empty()) return torch::zeros({0, s_.embed_dim});
+    return torch::cat(parts).cpu();
+  }
+
+  torch::Tensor noisy_image_text_logits(const torch::Tensor& x_t, const torch::Tensor& sigma,
+                                        const torch::Tensor& text) override {
+    if (x_t.dim() != 4 || x_t.sizes().slice(1) != torch::IntArrayRef(info_.shape))
+      throw Error("clip guidance: the clip run encodes " + shape_text(info_.shape) +
+                  " images, the sampler holds " + shape_text(x_t.sizes().slice(1).vec()) +
+                  " (train clip on data of the diffusion run's size)");
+    const torch::Device device = module_->bpe_merges.device();
+    torch::Tensor img;
+    {
+      nn::AutocastScope scope(bf16_ ? nn::Precision::Bf16 : nn::Precision::Fp32);
+      // Above the training range (80) x_t is noise to the encoder as well: no extrapolation.
+      img = module_->net->encode_image(x_t.to(device), sigma.to(device).clamp_max(80.0))
+                .to(torch::kFloat);
+    }
+    const double scale = std::exp(module_->net->logit_scale.item<double>());
+    return scale * (img * text.to(device, torch::kFloat)).sum(1);
+  }
+
+  std::vector<std::string> caption_images(const torch::Tensor& images, const torch::Tensor& labels,
+                                          uint64_t seed) override {
+    if (captioned_) return {};
+    std::mt19937_64 rng(seed);
+    return make_captions(images, labels, clip::Wording::Train, rng);
   }
 
   // "a photo of a sneaker": the first training template and synonym.

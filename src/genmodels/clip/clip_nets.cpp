@@ -9,6 +9,7 @@
 
 #include "genmodels/clip/bpe.h"
 #include "genmodels/core/error.h"
+#include "genmodels/nn/unet.h"
 
 namespace gm::clip {
 namespace {
@@ -129,13 +130,18 @@ VisionTransformerImpl::VisionTransformerImpl(const VisionOptions& o) : options(o
   transformer = register_module("transformer", Transformer(o.transformer));
   ln_post = register_module("ln_post", torch::nn::LayerNorm(torch::nn::LayerNormOptions({w})));
   projection = register_parameter("projection", torch::empty({w, o.embed_dim}));
+  if (o.noise_conditional)
+    noise_embed = register_module(
+        "noise_embed",
+        torch::nn::Sequential(torch::nn::Linear(w, w), torch::nn::SiLU(), torch::nn::Linear(w, w)));
   const double scale = std::pow(double(w), -0.5);
   normal_(class_embedding, scale);
   normal_(positional_embedding, scale);
   normal_(projection, scale);
 }
 
-torch::Tensor VisionTransformerImpl::forward(const torch::Tensor& images) {
+torch::Tensor VisionTransformerImpl::forward(const torch::Tensor& images,
+                                             const torch::Tensor& sigma) {
   if (images.dim() != 4 || images.size(1) != options.channels ||
       images.size(2) != options.image_size || images.size(3) != options.image_size)
     throw Error("clip vision transformer: images have shape " + c10::str(images.sizes()) +
@@ -144,7 +150,19 @@ torch::Tensor VisionTransformerImpl::forward(const torch::Tensor& images) {
   const int64_t n = images.size(0);
   torch::Tensor x = patch_embed(images).flatten(2).transpose(1, 2);  // N x P x W
   x = torch::cat({class_embedding.view({1, 1, -1}).expand({n, 1, x.size(2)}), x}, 1);
-  x = transformer(ln_pre(x + positional_embedding));
+  x = x + positional_embedding;
+  if (noise_embed) {
+    if (sigma.defined() && (sigma.dim() != 1 || sigma.size(0) != n))
+      throw Error("clip vision transformer: sigma has shape " + c10::str(sigma.sizes()) +
+                  ", expected N = " + std::to_string(n));
+    // c_noise = log(sigma) / 4 (Karras et al. 2022, Table 1), x1000 as a timestep.
+    const torch::Tensor s =
+        sigma.defined() ? sigma.to(images.device(), torch::kFloat).clamp_min(kMinImageSigma)
+                        : torch::full({n}, kMinImageSigma, images.options().dtype(torch::kFloat));
+    const torch::Tensor e = nn::timestep_embedding(s.log() * 250.0, x.size(2));
+    x = x + noise_embed->forward(e.to(x.scalar_type())).unsqueeze(1);
+  }
+  x = transformer(ln_pre(x));
   return torch::matmul(ln_post(x.select(1, 0)), projection);
 }
 
@@ -157,8 +175,8 @@ ClipNetImpl::ClipNetImpl(const VisionOptions& v, const TextEncoderOptions& t) {
   logit_scale = register_parameter("logit_scale", torch::full({}, kInitLogitScale));
 }
 
-torch::Tensor ClipNetImpl::encode_image(const torch::Tensor& images) {
-  return torch::nn::functional::normalize(visual(images),
+torch::Tensor ClipNetImpl::encode_image(const torch::Tensor& images, const torch::Tensor& sigma) {
+  return torch::nn::functional::normalize(visual(images, sigma),
                                           torch::nn::functional::NormalizeFuncOptions().dim(-1));
 }
 

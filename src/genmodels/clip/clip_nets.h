@@ -68,14 +68,24 @@ TORCH_MODULE(TextEncoder);
 struct VisionOptions {
   int64_t channels = 1, image_size = 28, patch = 4, embed_dim = 64;
   TransformerOptions transformer{128, 4, 4, 4, false};
+  /// The encoder also takes the noise level sigma of its input (a "noised CLIP", Nichol et al.
+  /// 2022, "GLIDE", Sec. 2.4): an MLP of the sinusoidal embedding of log(sigma), added to every
+  /// token, so that its features mean something on the noisy x_t a diffusion sampler holds.
+  bool noise_conditional = false;
 };
+
+/// The lowest noise level a noise-conditional encoder distinguishes (clean images are this).
+constexpr double kMinImageSigma = 1e-3;
 
 class VisionTransformerImpl : public torch::nn::Module {
  public:
   explicit VisionTransformerImpl(const VisionOptions& o);
-  torch::Tensor forward(const torch::Tensor& images);  ///< N x C x H x W in [-1, 1] -> N x E
+  /// N x C x H x W in [-1, 1] -> N x E. Noise-conditional: images are the variance-preserving
+  /// x = (x0 + sigma n) / sqrt(1 + sigma^2) and sigma is float N (undefined = clean).
+  torch::Tensor forward(const torch::Tensor& images, const torch::Tensor& sigma = {});
   VisionOptions options;
   torch::nn::Conv2d patch_embed{nullptr};
+  torch::nn::Sequential noise_embed{nullptr};  ///< noise-conditional: Linear, SiLU, Linear
   torch::Tensor class_embedding, positional_embedding, projection;
   torch::nn::LayerNorm ln_pre{nullptr}, ln_post{nullptr};
   Transformer transformer{nullptr};
@@ -89,7 +99,8 @@ constexpr double kMaxLogitScale = 4.605170185988092;   // log(100)
 class ClipNetImpl : public torch::nn::Module {
  public:
   ClipNetImpl(const VisionOptions& v, const TextEncoderOptions& t);
-  torch::Tensor encode_image(const torch::Tensor& images);  ///< L2-normalised N x E
+  /// L2-normalised N x E; sigma as VisionTransformerImpl::forward.
+  torch::Tensor encode_image(const torch::Tensor& images, const torch::Tensor& sigma = {});
   torch::Tensor encode_text(const torch::Tensor& tokens, int64_t end_token);  ///< normalised
   /// Keeps exp(logit_scale) <= 100; call after every optimiser step.
   void clamp_logit_scale();

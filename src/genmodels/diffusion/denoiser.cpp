@@ -142,6 +142,37 @@ torch::Tensor Denoiser::raw_all(const torch::Tensor& x, const torch::Tensor& t,
         "Denoiser: Conditioning sets both labels and embedding; the network takes one y, so set "
         "labels for a class-conditional model or embedding for an embedding-conditional one");
   }
+  const torch::Tensor out = raw_net(x, tv, cond);
+  if (!cond.gradient_guide) return out;
+  // Dhariwal & Nichol 2021, eq. 14: eps_hat = eps - sqrt(1 - abar) grad log p(c | x_t). Every
+  // parameterisation is affine in eps, so the prediction channels are converted there and back.
+  const int64_t c = x.size(1);
+  torch::Tensor pred = learned_variance_ ? out.narrow(1, 0, c) : out;
+  const torch::Tensor abar = abar_like(x, tv);
+  const torch::Tensor sigma = torch::sqrt((1.0 - abar) / abar).flatten();
+  const torch::Tensor grad = cond.gradient_guide(x, sigma);
+  if (!grad.defined() || grad.sizes() != x.sizes())
+    throw Error("Denoiser: the guidance gradient has shape " +
+                (grad.defined() ? c10::str(grad.sizes()) : std::string("(none)")) +
+                ", expected that of x_t " + c10::str(x.sizes()));
+  const torch::Tensor shift = torch::sqrt(1.0 - abar) * grad.to(pred.scalar_type());
+  switch (prediction_) {
+    case Prediction::Eps:
+      pred = pred - shift;
+      break;
+    case Prediction::X0:
+      pred = eps_to_x0(x, x0_to_eps(x, pred, abar) - shift, abar);
+      break;
+    case Prediction::V:
+      pred = eps_to_v(x, v_to_eps(x, pred, abar) - shift, abar);
+      break;
+  }
+  return learned_variance_ ? torch::cat({pred, out.narrow(1, c, c)}, 1) : pred;
+}
+
+torch::Tensor Denoiser::raw_net(const torch::Tensor& x, const torch::Tensor& tv,
+                                const Conditioning& cond) const {
+  const int64_t n = x.size(0);
   if (cond.embedding.defined()) return raw_embedding(x, tv, cond);
   auto long_opts = torch::dtype(torch::kLong).device(x.device());
   if (!cond.labels.defined()) {

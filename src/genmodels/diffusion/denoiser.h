@@ -55,6 +55,12 @@ struct Conditioning {
   torch::Tensor embedding;  ///< N x E float conditioning embedding, or undefined
   /// E or 1 x E "no conditioning" embedding; needed when embedding is set and guidance != 1.
   torch::Tensor null_embedding;
+  /// Gradient guidance (classifier guidance, Dhariwal & Nichol 2021, Alg. 2 / eq. 14; CLIP
+  /// guidance, Nichol et al. 2022, Sec. 2.4): (x_t, sigma N) -> s * grad_{x_t} log p(c | x_t),
+  /// shaped as x_t, for the variance-preserving state x_t at noise level sigma = sqrt((1 - abar)
+  /// / abar). The predicted eps becomes eps - sqrt(1 - abar) * that, after classifier-free
+  /// guidance; every sampler sees the guided prediction.
+  std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&)> gradient_guide;
 };
 
 /// Wraps a network + its parameterisation + schedule. Samplers only call eps()/x0()/score().
@@ -113,6 +119,9 @@ class Denoiser {
   // Every output channel; guidance mixes the prediction channels, the variance channels are the
   // conditional half's (as GLIDE, Nichol et al. 2022, does).
   torch::Tensor raw_all(const torch::Tensor& x, const torch::Tensor& t,
+                        const Conditioning& cond) const;
+  // raw_all before gradient guidance.
+  torch::Tensor raw_net(const torch::Tensor& x, const torch::Tensor& tv,
                         const Conditioning& cond) const;
   torch::Tensor raw_embedding(const torch::Tensor& x, const torch::Tensor& tv,
                               const Conditioning& cond) const;

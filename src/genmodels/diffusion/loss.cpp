@@ -11,6 +11,17 @@ torch::Tensor drop_labels(const torch::Tensor& labels, int64_t n, double p, int6
                           const torch::Device& device) {
   if (!labels.defined()) return {};
   if (!(p >= 0.0 && p <= 1.0)) throw Error("class_dropout = " + num(p) + " must be in [0, 1]");
+  if (labels.is_floating_point()) {  // an embedding: a dropped row becomes the zero (null) row
+    if (labels.dim() != 2 || labels.size(0) != n)
+      throw Error("diffusion loss: the conditioning embedding has shape " +
+                  c10::str(labels.sizes()) + ", expected N = " + std::to_string(n) + " x E");
+    torch::Tensor e = labels.to(device);
+    if (p > 0.0) {
+      const auto keep = torch::rand({n}, torch::dtype(torch::kFloat).device(device)) >= p;
+      e = e * keep.to(e.scalar_type()).unsqueeze(1);
+    }
+    return e;
+  }
   if (labels.dim() != 1 || labels.size(0) != n) {
     throw Error("diffusion loss: labels have shape " + c10::str(labels.sizes()) +
                 ", expected N = " + std::to_string(n));

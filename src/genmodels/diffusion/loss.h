@@ -19,7 +19,9 @@ struct LossOptions {
 
 /// Labels for a training batch of n: labels (int64 N) moved to `device`, each replaced by
 /// null_label with probability p (classifier-free guidance training, Ho & Salimans 2022 Alg. 1);
-/// undefined labels stay undefined. One torch::rand draw from the default generator when p > 0.
+/// a float N x E embedding instead has each dropped row set to zero (the null embedding, no
+/// null_label needed); undefined labels stay undefined. One torch::rand draw from the default
+/// generator when p > 0.
 torch::Tensor drop_labels(const torch::Tensor& labels, int64_t n, double p, int64_t null_label,
                           const torch::Device& device);
 

@@ -80,6 +80,20 @@ SampleResult Model::translate(const torch::Tensor&, const std::string&, uint64_t
   throw Error("this model does not translate images (translate is for pix2pix and cyclegan runs)");
 }
 
+torch::Tensor Model::text_features(const std::vector<std::string>&) {
+  throw Error("this model encodes no text (text features come from clip runs)");
+}
+
+torch::Tensor Model::noisy_image_text_logits(const torch::Tensor&, const torch::Tensor&,
+                                             const torch::Tensor&) {
+  throw Error("this model scores no images against text (CLIP guidance needs a clip run)");
+}
+
+std::vector<std::string> Model::caption_images(const torch::Tensor&, const torch::Tensor&,
+                                               uint64_t) {
+  throw Error("this model makes no captions (captions come from clip runs)");
+}
+
 Json Model::test_likelihood(const data::Dataset&, int64_t, int64_t, uint64_t) {
   throw Error(
       "this model has no tractable likelihood (metric nll is for VAEs, flows and the "

@@ -40,6 +40,10 @@ struct DataInfo {
 struct SampleRequest {
   int64_t n = 64;            ///< number of samples
   int64_t class_label = -1;  ///< -1: every class in turn (conditional models)
+  std::string prompt;        ///< text-conditional models: the text to draw ("" = by class)
+  /// Diffusion and score models: (x_t, sigma) -> the scaled gradient of log p(c | x_t) added to
+  /// the score (classifier or CLIP guidance; diffusion::Conditioning::gradient_guide).
+  std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&)> gradient_guide;
   uint64_t seed = 0;
   std::function<void(int64_t, int64_t)> progress;  ///< (done, total)
 };
@@ -95,6 +99,23 @@ class Model : public train::Trainable {
   /// its text (N images, N texts) -> N values. Others throw.
   virtual torch::Tensor image_text_similarity(const torch::Tensor& images,
                                               const std::vector<std::string>& texts);
+  /// Text encoders (CLIP): unit-length text features of `texts`, float N x E on the CPU, in
+  /// batches; the text is cleaned as the model's tokenizer expects. Others throw.
+  virtual torch::Tensor text_features(const std::vector<std::string>& texts);
+  /// CLIP models: exp(logit_scale) * the cosine similarity of the features of noisy images x_t
+  /// (float N x C x H x W, the variance-preserving (x0 + sigma n) / sqrt(1 + sigma^2)) at noise
+  /// levels sigma (float N) with `text` features (1 x E or N x E) -> N, differentiable in x_t
+  /// (CLIP guidance). A noise-conditional encoder (model.noised_share > 0) is told sigma; a plain
+  /// one sees x_t as if it were clean. Others throw.
+  virtual torch::Tensor noisy_image_text_logits(const torch::Tensor& x_t,
+                                                const torch::Tensor& sigma,
+                                                const torch::Tensor& text);
+  /// Text encoders trained on captions made from labelled images (CLIP on Fashion-MNIST): one
+  /// caption per image of `images` (float [-1, 1]) with class `labels`, drawn as the model's own
+  /// training draws them (training wording, measured attribute words) from `seed`. Empty when
+  /// the model cannot caption images (trained on a caption folder). Others throw.
+  virtual std::vector<std::string> caption_images(const torch::Tensor& images,
+                                                  const torch::Tensor& labels, uint64_t seed);
   /// CLIP models: the text that stands for class `label` of the data they were trained on ("" if
   /// none), for scoring class-conditional samples.
   virtual std::string class_prompt(int64_t label) const { return ""; }

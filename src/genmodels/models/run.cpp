@@ -207,6 +207,10 @@ LoadedRun load_run(const std::string& run, bool raw, const std::vector<std::stri
 
 }  // namespace
 
+std::unique_ptr<Model> load_trained_model(const std::string& run) {
+  return load_run(run, /*raw=*/false, {}).model;
+}
+
 TranslateResult run_translate(const TranslateArgs& a) {
   set_threads(a.threads);
   LoadedRun r = load_run(a.run, a.raw_weights, a.sets);
@@ -302,7 +306,38 @@ SampleResult sample_run(const SampleArgs& a) {
   SampleRequest req;
   req.n = a.n;
   req.class_label = a.class_label;
+  req.prompt = a.prompt;
   req.seed = a.seed;
+  // CLIP guidance (Nichol et al. 2022, Sec. 2.4): s * grad_{x_t} of the clip run's logit of the
+  // prompt, added to the score by the denoiser of any diffusion or score model.
+  std::shared_ptr<Model> clip;
+  if (!a.clip.empty()) {
+    if (a.prompt.empty())
+      throw Error("--clip " + a.clip + " guides sampling toward --prompt TEXT; give one");
+    if (run.entry->family != "diffusion" && run.entry->family != "score")
+      throw Error("--clip: CLIP guidance steers diffusion and score models; " + a.run + " is a '" +
+                  run.entry->name + "' run");
+    if (!(a.clip_guidance >= 0))
+      throw Error("--clip-guidance " + num(a.clip_guidance) + " must be >= 0");
+    clip = load_trained_model(a.clip);
+    torch::Tensor text;
+    try {
+      text = clip->text_features({a.prompt});
+    } catch (const Error&) {
+      throw Error("--clip " + a.clip + " is not a clip run (it encodes no text)");
+    }
+    const double scale = a.clip_guidance;
+    req.gradient_guide = [clip, text, scale](const torch::Tensor& x, const torch::Tensor& sigma) {
+      torch::AutoGradMode grad_mode(true);
+      const torch::Tensor xi = x.detach().to(torch::kFloat).requires_grad_(true);
+      const torch::Tensor logits = clip->noisy_image_text_logits(xi, sigma, text);
+      return scale * torch::autograd::grad({logits.sum()}, {xi})[0].to(x.device());
+    };
+    req.prompt.clear();  // the prompt steers through CLIP (a text-conditional run takes it too)
+    if (run.entry->family == "diffusion" && run.config.has("model.text_encoder") &&
+        !run.config.get_string("model.text_encoder").empty())
+      req.prompt = a.prompt;
+  }
   std::unique_ptr<Progress> bar;  // made at the first report, which brings the total (ETA)
   if (!a.quiet) {
     req.progress = [&](int64_t done, int64_t total) {
@@ -319,6 +354,11 @@ SampleResult sample_run(const SampleArgs& a) {
   res.params["data"] = run.info.dataset;
   res.params["run"] = a.run;
   res.params["ema"] = a.raw_weights ? "false" : "true";
+  if (clip) {
+    res.params["clip"] = a.clip;
+    res.params["clip_guidance"] = num(a.clip_guidance);
+    res.params["prompt"] = a.prompt;
+  }
   return res;
 }
 

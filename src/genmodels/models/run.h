@@ -45,6 +45,9 @@ struct SampleArgs {
   std::vector<std::string> sets;  ///< "sample.KEY=V" (and model.precision) overrides
   int64_t n = 64;
   int64_t class_label = -1;
+  std::string prompt;          ///< text-conditional runs: what to draw ("" = each class's prompt)
+  std::string clip;            ///< diffusion and score runs: a clip run that guides toward `prompt`
+  double clip_guidance = 3.0;  ///< the scale s of the CLIP guidance gradient
   uint64_t seed = 0;
   std::string out;           ///< directory for grid.png ("" = RUN/samples)
   std::string npy;           ///< write all samples as uint8 .npy ("" = none)
@@ -53,6 +56,10 @@ struct SampleArgs {
   int threads = 0;
   bool quiet = false;
 };
+
+/// A trained run's model with its EMA weights, in eval mode on the CPU (e.g. the clip run whose
+/// text features condition a ddpm); throws gm::Error naming `run` when it cannot be opened.
+std::unique_ptr<Model> load_trained_model(const std::string& run);
 
 /// Loads a run and draws samples (no files written).
 SampleResult sample_run(const SampleArgs& args);

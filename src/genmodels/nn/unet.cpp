@@ -188,8 +188,9 @@ UNetImpl::UNetImpl(const UNetOptions& o) : options(o) {
   if (o.dropout < 0.0 || o.dropout >= 1.0) {
     throw Error("UNet: dropout = " + std::to_string(o.dropout) + " must be in [0, 1)");
   }
-  if (o.num_classes < 0)
-    throw Error("UNet: num_classes = " + name(o.num_classes) + " must be >= 0");
+  if (o.num_classes < 0 || o.cond_dim < 0 || (o.num_classes > 0 && o.cond_dim > 0))
+    throw Error("UNet: num_classes = " + name(o.num_classes) + " and cond_dim = " +
+                name(o.cond_dim) + " must be >= 0, and at most one of them > 0");
   const auto has_attn = [&](int64_t level) {
     return std::find(o.attention_levels.begin(), o.attention_levels.end(), level) !=
            o.attention_levels.end();
@@ -201,6 +202,12 @@ UNetImpl::UNetImpl(const UNetOptions& o) : options(o) {
                                           torch::nn::Linear(emb_dim, emb_dim)));
   if (o.num_classes > 0) {
     label_emb = register_module("label_emb", torch::nn::Embedding(o.num_classes + 1, emb_dim));
+  }
+  if (o.cond_dim > 0) {
+    cond_embed =
+        register_module("cond_embed", torch::nn::Sequential(torch::nn::Linear(o.cond_dim, emb_dim),
+                                                            torch::nn::SiLU(),
+                                                            torch::nn::Linear(emb_dim, emb_dim)));
   }
   conv_in = register_module("conv_in", conv(o.in_channels, base, 3));
 
@@ -272,8 +279,23 @@ torch::Tensor UNetImpl::forward(const torch::Tensor& x, const torch::Tensor& t,
   const int64_t n = x.size(0);
   auto emb =
       time_embed->forward(timestep_embedding(as_time_vector(t, n, "UNet"), options.base_channels));
-  auto labels = as_labels(y, n, options.num_classes, x.device(), "UNet");
-  if (labels.defined()) emb = emb + label_emb(labels);
+  if (options.cond_dim > 0) {
+    torch::Tensor c;
+    if (!y.defined()) {
+      c = torch::zeros({n, options.cond_dim}, x.options().dtype(torch::kFloat));
+    } else if (!y.is_floating_point() || y.dim() != 2 || y.size(0) != n ||
+               y.size(1) != options.cond_dim) {
+      throw Error("UNet: the conditioning embedding has shape " + c10::str(y.sizes()) +
+                  (y.is_floating_point() ? "" : " (integer)") + ", expected float " +
+                  std::to_string(n) + " x " + std::to_string(options.cond_dim));
+    } else {
+      c = y.to(x.device(), torch::kFloat);
+    }
+    emb = emb + cond_embed->forward(c * std::sqrt(static_cast<double>(options.cond_dim)));
+  } else {
+    auto labels = as_labels(y, n, options.num_classes, x.device(), "UNet");
+    if (labels.defined()) emb = emb + label_emb(labels);
+  }
   const auto emb_act = torch::silu(emb);  // every block's embedding projection starts with SiLU
 
   std::vector<torch::Tensor> skips;

@@ -29,6 +29,12 @@ struct UNetOptions {
   double dropout = 0.0;  ///< dropout before the second conv of each residual block
   /// >0: class embedding with an extra null class index num_classes for classifier-free guidance
   int64_t num_classes = 0;
+  /// >0: the network also takes a float N x cond_dim embedding (e.g. CLIP text features), scaled
+  /// by sqrt(cond_dim) (unit-length features -> unit-variance entries) and passed through an MLP
+  /// that is added to the time embedding, as GLIDE and unCLIP add their pooled text embedding
+  /// (Nichol et al. 2022, Sec. 2.3; Ramesh et al. 2022, Sec. 2.1). No embedding = zeros, the
+  /// null condition that classifier-free guidance drops to.
+  int64_t cond_dim = 0;
   /// Condition residual blocks by GroupNorm scale-shift, h = norm(h) (1 + s) + b (Nichol &
   /// Dhariwal 2021 / Dhariwal & Nichol 2021 "AdaGN") instead of adding the embedding.
   bool scale_shift_norm = false;
@@ -78,14 +84,15 @@ TORCH_MODULE(UNetStage);
 struct UNetImpl : torch::nn::Module {
   explicit UNetImpl(const UNetOptions& o);
   /// x: N x C x H x W (H, W divisible by 2^(levels-1)); t: N float timesteps (0..T-1, may be
-  /// fractional); y: N int64 labels (num_classes = null label) or undefined tensor when
-  /// unconditional. Returns N x out_channels x H x W.
+  /// fractional); y: N int64 labels (num_classes = null label), a float N x cond_dim embedding
+  /// (cond_dim > 0), or undefined when unconditional. Returns N x out_channels x H x W.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t,
                         const torch::Tensor& y = {});
   UNetOptions options;
 
   torch::nn::Sequential time_embed{nullptr};  // Linear(base, 4 base), SiLU, Linear
   torch::nn::Embedding label_emb{nullptr};    // num_classes + 1 rows (last = null class)
+  torch::nn::Sequential cond_embed{nullptr};  // cond_dim > 0: Linear(cond, 4 base), SiLU, Linear
   torch::nn::Conv2d conv_in{nullptr}, conv_out{nullptr};
   torch::nn::ModuleList input_blocks{nullptr}, output_blocks{nullptr};
   UNetStage middle_block1{nullptr}, middle_block2{nullptr};

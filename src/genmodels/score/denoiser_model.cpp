@@ -71,11 +71,12 @@ std::map<std::string, std::string> denoiser_model_defaults(
   return more;
 }
 
-DenoiserModel::DenoiserModel(const Config& c, const DataInfo& info, int64_t out_factor)
+DenoiserModel::DenoiserModel(const Config& c, const DataInfo& info, int64_t out_factor,
+                             int64_t cond_dim)
     : info_(info),
       net_o_(net_keys().read(c)),
       sample_(sampling::sampler_keys().read(c)),
-      conditional_(net_o_.conditional && info.num_classes() > 0),
+      conditional_(cond_dim == 0 && net_o_.conditional && info.num_classes() > 0),
       num_classes_(conditional_ ? info.num_classes() : 0),
       precision_(nn::parse_precision(net_o_.precision, "model.precision")),
       device_(c.get_string("device")) {
@@ -91,6 +92,7 @@ DenoiserModel::DenoiserModel(const Config& c, const DataInfo& info, int64_t out_
     u.dropout = net_o_.dropout;
     u.scale_shift_norm = net_o_.scale_shift_norm;
     u.num_classes = num_classes_;
+    u.cond_dim = cond_dim;
     const int64_t factor = int64_t{1} << (u.channel_mult.size() - 1);
     if (info.shape[1] % factor || info.shape[2] % factor)
       throw Error("model.channel_mult '" + net_o_.channel_mult + "' downsamples " +
@@ -99,6 +101,9 @@ DenoiserModel::DenoiserModel(const Config& c, const DataInfo& info, int64_t out_
                   " (not divisible by " + std::to_string(factor) + "); use fewer levels");
     net_->unet = net_->register_module("unet", nn::UNet(u));
   } else {
+    if (cond_dim > 0)
+      throw Error("text conditioning (model.text_encoder) is for image data; " + info.dataset +
+                  " is not images");
     nn::TimeMLPOptions m;
     m.dim = info.shape[0];
     m.out_dim = info.shape[0] * out_factor;
@@ -130,19 +135,32 @@ SampleResult DenoiserModel::sample(const SampleRequest& r) {
   job.device = device_;
   job.progress = r.progress;
   SampleResult res;
-  res.labels = request_labels(r, num_classes_, conditional_);
-  if (conditional_) {
-    job.cond.labels = res.labels;
-    job.cond.null_label = num_classes_;
-  }
+  condition(r, job, res);
+  job.cond.gradient_guide = r.gradient_guide;
   sampling::Drawn drawn = sampling::draw_samples(d, sample_, job);
   res.x = drawn.x;
-  res.params = drawn.params;
+  for (const auto& [k, v] : drawn.params) res.params[k] = v;
   res.params["prediction"] = diffusion::to_string(d.prediction());
   res.params["noise_schedule"] = d.schedule().name;
-  if (conditional_)
-    res.params["class"] = r.class_label >= 0 ? std::to_string(r.class_label) : "all";
   return res;
+}
+
+void DenoiserModel::condition(const SampleRequest& r, sampling::SampleJob& job, SampleResult& res) {
+  if (!r.prompt.empty())
+    throw Error(
+        "--prompt: this run is not text-conditional (train ddpm with --set "
+        "model.text_encoder=CLIP_RUN to draw from text)");
+  if (conditional_ && r.gradient_guide && r.class_label < 0) {
+    // Gradient (CLIP) guidance without --class: the model's unconditional half (the null class).
+    job.cond.null_label = num_classes_;
+    res.params["class"] = "none";
+    return;
+  }
+  res.labels = request_labels(r, num_classes_, conditional_);
+  if (!conditional_) return;
+  job.cond.labels = res.labels;
+  job.cond.null_label = num_classes_;
+  res.params["class"] = r.class_label >= 0 ? std::to_string(r.class_label) : "all";
 }
 
 // Song et al. 2021, App. D.2 (likelihood.h) on uniformly dequantised pixels (bits_per_dim.h).

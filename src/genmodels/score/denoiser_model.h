@@ -51,8 +51,10 @@ TORCH_MODULE(DenoiserNet);
 
 class DenoiserModel : public Model {
  public:
-  /// out_factor: network output channels per data channel (2 for learned variances).
-  DenoiserModel(const Config& c, const DataInfo& info, int64_t out_factor = 1);
+  /// out_factor: network output channels per data channel (2 for learned variances); cond_dim
+  /// > 0: the U-Net takes a float N x cond_dim embedding (text features) instead of classes.
+  DenoiserModel(const Config& c, const DataInfo& info, int64_t out_factor = 1,
+                int64_t cond_dim = 0);
   torch::nn::Module& module() override { return *net_; }
   SampleResult sample(const SampleRequest& r) override;
   /// The probability-flow ODE likelihood (likelihood.h) of the unconditional model (the null
@@ -63,6 +65,10 @@ class DenoiserModel : public Model {
  protected:
   /// The network wrapped with this model's schedule and parameterisation.
   virtual diffusion::Denoiser denoiser() = 0;
+  /// What a sample request is conditioned on: sets job.cond and res.labels (and params). The
+  /// default draws the requested class (or every class in turn) of a class-conditional model,
+  /// and its null class under gradient guidance without a requested class.
+  virtual void condition(const SampleRequest& r, sampling::SampleJob& job, SampleResult& res);
   /// The raw network as the diffusion code calls it; under bf16 the output is returned as fp32.
   diffusion::NetFn net_fn();
   /// Labels for the loss (undefined when unconditional), and the CFG dropout / null label.
