@@ -48,7 +48,9 @@ const std::string& clip_run() {
   return dir;
 }
 
-gm::TrainArgs text_ddpm_args(const std::string& out, int64_t steps) {
+// A small ddpm on 14x14 Fashion-MNIST; `first` is its first setting (by default the shared
+// clip run as its text encoder).
+gm::TrainArgs text_ddpm_args(const std::string& out, int64_t steps, std::string first = "") {
   gm::TrainArgs a;
   a.model = "ddpm";
   a.data = "fashion-mnist";
@@ -56,7 +58,7 @@ gm::TrainArgs text_ddpm_args(const std::string& out, int64_t steps) {
   a.steps = steps;
   a.seed = 3;
   a.threads = 2;
-  a.sets = {"model.text_encoder=" + clip_run(),
+  a.sets = {first.empty() ? "model.text_encoder=" + clip_run() : first,
             "data.limit=4000",
             "data.image_size=14",  // a quarter of the cost; the classes stay apart
             "model.base_channels=32",
@@ -143,8 +145,7 @@ TEST(TextDiffusion, PromptsSteerSamplesTowardTheNamedClass) {
 TEST(TextDiffusion, ClipGuidanceSteersAnUnconditionalModel) {
   // An unconditional ddpm and the noise-conditional clip run's gradient (sample --clip).
   const std::string dir = fresh_dir("uncond");
-  gm::TrainArgs a = text_ddpm_args(dir, 300);
-  a.sets[0] = "model.conditional=false";
+  gm::TrainArgs a = text_ddpm_args(dir, 300, "model.conditional=false");
   gm::run_train(a);
   const torch::Tensor trouser = class_mean(1), bag = class_mean(8);
   const auto clip = gm::load_trained_model(clip_run());
@@ -195,18 +196,15 @@ TEST(TextDiffusion, ResumeIsBitIdentical) {
 
 TEST(TextDiffusion, BadInputIsOneLine) {
   const std::string dir = fresh_dir("bad");
-  gm::TrainArgs missing = text_ddpm_args(dir, 1);
-  missing.sets[0] = "model.text_encoder=" + dir + "/no-such-run";
+  gm::TrainArgs missing = text_ddpm_args(dir, 1, "model.text_encoder=" + dir + "/no-such-run");
   const std::string e1 = gm::test::error_of([&] { gm::run_train(missing); });
   EXPECT_NE(e1.find("model.text_encoder"), std::string::npos) << e1;
   EXPECT_EQ(e1.find('\n'), std::string::npos) << e1;
   // A run that is not a clip run.
   const std::string plain = fresh_dir("plain");
-  gm::TrainArgs p = text_ddpm_args(plain, 1);
-  p.sets.erase(p.sets.begin());
+  gm::TrainArgs p = text_ddpm_args(plain, 1, "model.conditional=true");
   gm::run_train(p);
-  gm::TrainArgs not_clip = text_ddpm_args(dir, 1);
-  not_clip.sets[0] = "model.text_encoder=" + plain;
+  gm::TrainArgs not_clip = text_ddpm_args(dir, 1, "model.text_encoder=" + plain);
   const std::string e2 = gm::test::error_of([&] { gm::run_train(not_clip); });
   EXPECT_NE(e2.find("is not a clip run"), std::string::npos) << e2;
   // --prompt to a run that is not text-conditional.
