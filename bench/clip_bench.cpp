@@ -3,6 +3,7 @@
 //
 //   build/clip_bench [--json PATH] [--threads 2] [--warmup 3] [--iters 10] [--no-python]
 //                    [--configs clip,clip-bf16]
+//   GM_BENCH_PROFILE=PREFIX also writes a Chrome trace of 3 more steps per config.
 //
 // The networks are the `clip` registry defaults (ViT patch 4 over 1x28x28, width 128, 4 layers;
 // causal text transformer width 128, 4 layers, context 24; embed 64) on a batch of 256 random
@@ -159,7 +160,13 @@ int main(int argc, char** argv) try {
     auto opt_d = adamw(n.decay, wd), opt_n = adamw(n.no_decay, 0.0);
     gm::train::Ema ema(*n.net, 0.999, true);
     std::vector<double> total, fwd, bwd, optim;
-    for (int i = 0; i < a.warmup + a.iters; ++i) {
+    // GM_BENCH_PROFILE=PREFIX: 3 more steps recorded as a Chrome trace PREFIX.CONFIG.json.
+    const char* profile = std::getenv("GM_BENCH_PROFILE");
+    std::unique_ptr<torch::autograd::profiler::RecordProfile> recorder;
+    for (int i = 0; i < a.warmup + a.iters + (profile ? 3 : 0); ++i) {
+      if (profile && i == a.warmup + a.iters)
+        recorder = std::make_unique<torch::autograd::profiler::RecordProfile>(std::string(profile) +
+                                                                              "." + name + ".json");
       const auto t0 = B::Clock::now();
       opt_d->zero_grad();
       opt_n->zero_grad();
@@ -181,7 +188,7 @@ int main(int argc, char** argv) try {
       n.net->clamp_logit_scale();
       ema.update(*n.net, i + 1);
       const auto t3 = B::Clock::now();
-      if (i < a.warmup) continue;
+      if (i < a.warmup || i >= a.warmup + a.iters) continue;  // warm-up and profiled steps
       total.push_back(B::secs(t0, t3));
       fwd.push_back(B::secs(t0, t1));
       bwd.push_back(B::secs(t1, t2));
