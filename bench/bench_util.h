@@ -103,6 +103,29 @@ struct StepTimes {
   }
 };
 
+/// GM_BENCH_PROFILE=PREFIX: the `extra` steps after the `timed` ones are recorded as a Chrome
+/// trace PREFIX.NAME.json (and left out of the timings). Call at(i) at the start of step i.
+class StepProfiler {
+ public:
+  StepProfiler(std::string name, int timed, int extra)
+      : prefix_(std::getenv("GM_BENCH_PROFILE") ? std::getenv("GM_BENCH_PROFILE") : ""),
+        name_(std::move(name)),
+        timed_(timed),
+        extra_(extra) {}
+  /// Steps to run: the timed ones, plus the profiled ones when GM_BENCH_PROFILE is set.
+  int steps() const { return timed_ + (prefix_.empty() ? 0 : extra_); }
+  void at(int i) {
+    if (!prefix_.empty() && i == timed_)
+      recorder_ = std::make_unique<torch::autograd::profiler::RecordProfile>(prefix_ + "." + name_ +
+                                                                             ".json");
+  }
+
+ private:
+  std::string prefix_, name_;
+  int timed_, extra_;
+  std::unique_ptr<torch::autograd::profiler::RecordProfile> recorder_;
+};
+
 /// The trainer's step on a fixed batch, timed per phase over `iters` steps after `warmup`.
 inline StepTimes time_train_steps(gm::Model& model, const torch::Tensor& x, const torch::Tensor& y,
                                   double lr, double clip, int warmup, int iters) {
@@ -111,14 +134,10 @@ inline StepTimes time_train_steps(gm::Model& model, const torch::Tensor& x, cons
   torch::optim::Adam opt(mod.parameters(), torch::optim::AdamOptions(lr));
   gm::train::Ema ema(mod, 0.999, true);
   StepTimes st;
-  // GM_BENCH_PROFILE=PREFIX: also write a Chrome trace of 3 extra steps to PREFIX.N.json.
-  static int profiled = 0;
-  const char* profile = std::getenv("GM_BENCH_PROFILE");
-  std::unique_ptr<torch::autograd::profiler::RecordProfile> recorder;
-  for (int i = 0; i < warmup + iters + (profile ? 3 : 0); ++i) {
-    if (profile && i == warmup + iters)
-      recorder = std::make_unique<torch::autograd::profiler::RecordProfile>(
-          std::string(profile) + "." + std::to_string(profiled++) + ".json");
+  static int profiled = 0;  // traces PREFIX.0.json, PREFIX.1.json, ... in call order
+  StepProfiler profiler(std::to_string(profiled++), warmup + iters, 3);
+  for (int i = 0; i < profiler.steps(); ++i) {
+    profiler.at(i);
     const auto t0 = Clock::now();
     opt.zero_grad();
     torch::Tensor loss = model.loss(x, y);

@@ -160,13 +160,9 @@ int main(int argc, char** argv) try {
     auto opt_d = adamw(n.decay, wd), opt_n = adamw(n.no_decay, 0.0);
     gm::train::Ema ema(*n.net, 0.999, true);
     std::vector<double> total, fwd, bwd, optim;
-    // GM_BENCH_PROFILE=PREFIX: 3 more steps recorded as a Chrome trace PREFIX.CONFIG.json.
-    const char* profile = std::getenv("GM_BENCH_PROFILE");
-    std::unique_ptr<torch::autograd::profiler::RecordProfile> recorder;
-    for (int i = 0; i < a.warmup + a.iters + (profile ? 3 : 0); ++i) {
-      if (profile && i == a.warmup + a.iters)
-        recorder = std::make_unique<torch::autograd::profiler::RecordProfile>(std::string(profile) +
-                                                                              "." + name + ".json");
+    B::StepProfiler profiler(name, a.warmup + a.iters, 3);  // GM_BENCH_PROFILE
+    for (int i = 0; i < profiler.steps(); ++i) {
+      profiler.at(i);
       const auto t0 = B::Clock::now();
       opt_d->zero_grad();
       opt_n->zero_grad();

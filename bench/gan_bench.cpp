@@ -285,13 +285,9 @@ Json time_steps(Row& r, const B::TwinArgs& a) {
   for (const auto& e : model.ema_targets())
     emas.emplace_back(e.module, gm::train::Ema(*e.module, 0.999, true));
   std::vector<double> total, dt, gt, et;
-  // GM_BENCH_PROFILE=PREFIX: also write a Chrome trace of 2 extra steps to PREFIX.NAME.json.
-  const char* profile = std::getenv("GM_BENCH_PROFILE");
-  std::unique_ptr<torch::autograd::profiler::RecordProfile> recorder;
-  for (int i = 0; i < a.warmup + a.iters + (profile ? 2 : 0); ++i) {
-    if (profile && i == a.warmup + a.iters)
-      recorder = std::make_unique<torch::autograd::profiler::RecordProfile>(std::string(profile) +
-                                                                            "." + r.name + ".json");
+  B::StepProfiler profiler(r.name, a.warmup + a.iters, 2);  // GM_BENCH_PROFILE
+  for (int i = 0; i < profiler.steps(); ++i) {
+    profiler.at(i);
     ctx.phase.clear();
     const auto t0 = B::Clock::now();
     ctx.start();

@@ -53,34 +53,38 @@ const KeyTable<DdpmOptions>& ddpm_keys() {
   return table;
 }
 
-// The clip run named by model.text_encoder (null when empty), and the size of its features.
-std::shared_ptr<Model> load_text_encoder(const Config& c) {
+// The clip run named by model.text_encoder (null when empty) and the size of its features.
+struct TextEncoder {
+  std::shared_ptr<Model> model;
+  int64_t dim = 0;
+};
+
+TextEncoder load_text_encoder(const Config& c) {
   const std::string run = ddpm_keys().read(c).text_encoder;
-  if (run.empty()) return nullptr;
-  std::shared_ptr<Model> m;
+  if (run.empty()) return {};
+  TextEncoder t;
   try {
-    m = load_trained_model(run);
+    t.model = load_trained_model(run);
   } catch (const Error& e) {
     throw Error("model.text_encoder = " + run + ": " + e.what() +
                 " (it must name a trained clip run)");
   }
   try {
-    m->text_features({"a"});
+    t.dim = t.model->text_features({"a"}).size(1);
   } catch (const Error&) {
     throw Error("model.text_encoder = " + run + " is not a clip run (it encodes no text)");
   }
-  return m;
+  return t;
 }
 
 class Ddpm : public score::DenoiserModel {
  public:
   Ddpm(const Config& c, const DataInfo& info) : Ddpm(c, info, load_text_encoder(c)) {}
 
-  Ddpm(const Config& c, const DataInfo& info, std::shared_ptr<Model> text)
-      : DenoiserModel(c, info, ddpm_keys().read(c).learn_sigma ? 2 : 1,
-                      text ? text->text_features({"a"}).size(1) : 0),
-        text_(std::move(text)),
-        text_dim_(text_ ? text_->text_features({"a"}).size(1) : 0),
+  Ddpm(const Config& c, const DataInfo& info, TextEncoder text)
+      : DenoiserModel(c, info, ddpm_keys().read(c).learn_sigma ? 2 : 1, text.dim),
+        text_(std::move(text.model)),
+        text_dim_(text.dim),
         o_(ddpm_keys().read(c)),
         schedule_(diffusion::make_schedule(o_.schedule, o_.timesteps)),
         prediction_(diffusion::parse_prediction(o_.prediction)) {

@@ -333,10 +333,6 @@ SampleResult sample_run(const SampleArgs& a) {
       const torch::Tensor logits = clip->noisy_image_text_logits(xi, sigma, text);
       return scale * torch::autograd::grad({logits.sum()}, {xi})[0].to(x.device());
     };
-    req.prompt.clear();  // the prompt steers through CLIP (a text-conditional run takes it too)
-    if (run.entry->family == "diffusion" && run.config.has("model.text_encoder") &&
-        !run.config.get_string("model.text_encoder").empty())
-      req.prompt = a.prompt;
   }
   std::unique_ptr<Progress> bar;  // made at the first report, which brings the total (ETA)
   if (!a.quiet) {

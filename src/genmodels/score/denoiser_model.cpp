@@ -146,7 +146,9 @@ SampleResult DenoiserModel::sample(const SampleRequest& r) {
 }
 
 void DenoiserModel::condition(const SampleRequest& r, sampling::SampleJob& job, SampleResult& res) {
-  if (!r.prompt.empty())
+  // Under gradient guidance the prompt is the guide's (CLIP guidance); otherwise this model has
+  // no use for one.
+  if (!r.prompt.empty() && !r.gradient_guide)
     throw Error(
         "--prompt: this run is not text-conditional (train ddpm with --set "
         "model.text_encoder=CLIP_RUN to draw from text)");
