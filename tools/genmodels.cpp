@@ -6,6 +6,8 @@
 #include <sstream>
 
 #include "genmodels/core/error.h"
+#include "genmodels/core/launch.h"
+#include "genmodels/core/runtime.h"
 #include "genmodels/metrics/evaluate.h"
 #include "genmodels/models/run.h"
 #include "genmodels/sampling/samplers.h"
@@ -104,7 +106,12 @@ int run(int argc, char** argv) {
                   "continue the run in --out from its checkpoint (same budget: bit-identical)");
   auto* o_seed = train->add_option("--seed", seed, "random seed [seed]");
   auto* o_device = train->add_option("--device", device, "cpu, cuda or cuda:N [device]");
-  train->add_option("--threads", ta.threads, "CPU threads (0 = all cores)");
+  train->add_option("--threads", ta.threads,
+                    "CPU threads per process (0 = all cores, shared among local ranks)");
+  int nproc = 1;
+  train->add_option("--nproc", nproc,
+                    "data-parallel training on N local processes (Gloo; like torchrun "
+                    "--nproc-per-node N): train.batch_size is the global batch");
   train->add_option("--stop-at", ta.stop_at, "stop after this step as if interrupted")
       ->group("");  // testing only
 
@@ -214,7 +221,29 @@ int run(int argc, char** argv) {
     if (o_minutes->count()) ta.minutes = minutes;
     if (o_seed->count()) ta.seed = seed;
     if (o_device->count()) ta.device = device;
-    std::cout << gm::run_train(ta) << "\n";
+    if (nproc < 1) throw gm::Error("--nproc must be >= 1, got " + std::to_string(nproc));
+    if (nproc > 1) {
+      if (std::getenv("RANK"))
+        throw gm::Error("--nproc " + std::to_string(nproc) +
+                        " inside a launched rank (RANK is set): a launcher such as torchrun "
+                        "starts the ranks, so drop --nproc");
+      gm::check_data_parallel(ta);
+      std::vector<std::string> args;
+      for (int i = 0; i < argc; ++i) {
+        const std::string a = argv[i];
+        if (a == "--nproc") {
+          ++i;
+          continue;
+        }
+        if (a.rfind("--nproc=", 0) == 0) continue;
+        args.push_back(a);
+      }
+      gm::LaunchOptions lo;
+      lo.nproc = nproc;
+      return gm::launch_local(args, lo);
+    }
+    const std::string run_dir = gm::run_train(ta);
+    if (gm::is_primary_process()) std::cout << run_dir << "\n";
   } else if (*sample) {
     gm::run_sample(sa);
   } else if (*eval) {

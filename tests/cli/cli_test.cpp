@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "cli/cli_util.h"
 #include "genmodels/core/atomic_file.h"
 #include "genmodels/core/json.h"
 #include "genmodels/core/jsonl.h"
@@ -16,45 +17,7 @@
 #include "genmodels/io/npy.h"
 
 namespace fs = std::filesystem;
-
-namespace {
-
-struct Result {
-  int status;
-  std::string err, out;
-};
-
-// Runs a shell command line, capturing its stdout and stderr.
-Result shell(const std::string& line) {
-  const std::string dir = fs::temp_directory_path() / ("gm_cli_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  const std::string cmd = "{ " + line + "; } >" + dir + "/out 2>" + dir + "/err";
-  const int rc = std::system(cmd.c_str());
-  auto slurp = [](const std::string& p) {
-    std::ifstream in(p);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-  };
-  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, slurp(dir + "/err"), slurp(dir + "/out")};
-}
-
-Result cli(const std::string& args) { return shell(std::string(GM_CLI) + " " + args); }
-
-std::string fresh(const std::string& name) {
-  auto d = fs::temp_directory_path() / ("gm_cli_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  return d.string();
-}
-
-// Exit 2 with one "genmodels: error:" line containing `needle`.
-void expect_error(const std::string& args, const std::string& needle) {
-  Result r = cli(args);
-  EXPECT_EQ(r.status, 2) << args << "\n" << r.err;
-  EXPECT_NE(r.err.find("genmodels: error: "), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find(needle), std::string::npos) << "wanted '" << needle << "' in: " << r.err;
-  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-}
-
-}  // namespace
+using namespace gm::test::cli;
 
 TEST(Cli, ListShowsRegistries) {
   Result r = cli("list");

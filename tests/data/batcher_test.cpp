@@ -106,3 +106,34 @@ TEST(Batcher, RejectsBadBatchSize) {
 }
 
 }  // namespace
+
+// Data-parallel shards: the ranks' slices of a step, side by side, are the one-process batch;
+// the state (epoch, position) is the global one, so any world size resumes any other's.
+TEST(Batcher, ShardsSplitTheGlobalBatch) {
+  gm::data::Dataset d = indexed(103);
+  gm::data::Batcher whole(d, 12, 7);
+  std::vector<gm::data::Batcher> ranks;
+  for (int r = 0; r < 3; ++r) {
+    ranks.emplace_back(d, 12, 7);
+    ranks.back().shard(r, 3);
+    EXPECT_EQ(ranks.back().local_batch_size(), 4);
+  }
+  for (int step = 0; step < 20; ++step) {  // crosses two epoch boundaries (8 batches each)
+    std::vector<int64_t> joined;
+    for (auto& b : ranks) {
+      const auto part = ids(b.next());
+      EXPECT_EQ(part.size(), 4u);
+      joined.insert(joined.end(), part.begin(), part.end());
+    }
+    EXPECT_EQ(joined, ids(whole.next())) << "step " << step;
+    EXPECT_EQ(ranks[2].epoch(), whole.epoch());
+    EXPECT_EQ(ranks[2].position(), whole.position());
+  }
+  gm::data::Batcher odd(d, 10, 7);
+  try {
+    odd.shard(0, 4);
+    ADD_FAILURE() << "a batch of 10 split over 4 ranks";
+  } catch (const gm::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("train.batch_size = 10"), std::string::npos) << e.what();
+  }
+}

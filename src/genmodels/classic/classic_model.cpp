@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <iostream>
 
 #include "genmodels/classic/gda.h"
@@ -55,6 +56,10 @@ class ClassicModel : public Model {
   Json train(TrainSession& s) override {
     if (s.resume)
       throw Error("--resume: " + name_ + " is fitted in closed form; there is nothing to resume");
+    if (const char* world = std::getenv("WORLD_SIZE"); world && std::atoi(world) > 1)
+      throw Error(name_ +
+                  " is fitted in closed form in one pass; data-parallel training "
+                  "(--nproc, torchrun) is for the gradient-trained models");
     const data::Dataset test = s.load_test();
     const Json report = fit(s.train, test, s.seed);  // a failed fit leaves no run behind
     std::cerr << "genmodels: fitted " << name_ << " on " << info_.dataset << " (" << s.train.size()

@@ -11,6 +11,7 @@
 #include "genmodels/clip/captions.h"
 #include "genmodels/clip/clip_nets.h"
 #include "genmodels/core/error.h"
+#include "genmodels/core/runtime.h"
 #include "genmodels/nn/precision.h"
 
 namespace gm {
@@ -358,6 +359,7 @@ class ClipModel : public Model {
       }
     }
     bpe_.reset();
+    if (!is_primary_process()) return;
     s.run.create();
     bpe.save(s.run.path() + "/bpe.json");
     std::cerr << "genmodels: clip: " << bpe.merges().size() << " BPE merges learned from " << corpus

@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <sstream>
 
+#include "genmodels/core/runtime.h"
+
 namespace gm {
 
 std::string format_duration(double seconds) {
@@ -30,6 +32,7 @@ Progress::Progress(int64_t total, int64_t start, std::string label, double line_
       label_(std::move(label)),
       interval_(line_interval_s),
       tty_(stderr_is_terminal()),
+      quiet_(!is_primary_process()),
       t0_(std::chrono::steady_clock::now()),
       last_draw_(t0_) {}
 
@@ -63,6 +66,7 @@ std::string Progress::line(int64_t step, const std::string& extra) const {
 
 void Progress::update(int64_t step, const std::string& extra) {
   step_ = step;
+  if (quiet_) return;
   const auto now = std::chrono::steady_clock::now();
   const double since = std::chrono::duration<double>(now - last_draw_).count();
   if (tty_) {
@@ -77,6 +81,7 @@ void Progress::update(int64_t step, const std::string& extra) {
 }
 
 void Progress::finish(const std::string& message) {
+  if (quiet_) return;
   if (tty_) std::fprintf(stderr, "\n");
   if (!message.empty()) std::fprintf(stderr, "%s %s\n", label_.c_str(), message.c_str());
   std::fflush(stderr);

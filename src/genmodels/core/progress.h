@@ -25,6 +25,7 @@ class Progress {
   std::string label_;
   double interval_;
   bool tty_;
+  bool quiet_;  // data-parallel ranks > 0 draw nothing
   std::chrono::steady_clock::time_point t0_, last_draw_;
 };
 

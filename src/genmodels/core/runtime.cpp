@@ -4,6 +4,7 @@
 #include <malloc.h>
 #include <torch/torch.h>
 
+#include <cstdlib>
 #include <iostream>
 #include <thread>
 
@@ -36,7 +37,14 @@ int set_threads(int threads) {
   tune_allocator();
   if (threads < 0)
     throw Error("--threads must be >= 0 (0 = all cores), got " + std::to_string(threads));
-  if (threads == 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (threads == 0) {
+    // Data-parallel workers on one machine share its cores (LOCAL_WORLD_SIZE, set by torchrun
+    // and by `genmodels train --nproc`).
+    int local = 1;
+    if (const char* v = std::getenv("LOCAL_WORLD_SIZE"); v && std::atoi(v) > 0)
+      local = std::atoi(v);
+    threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency() / local));
+  }
   torch::set_num_threads(threads);
   // Debian's libopenblas0-pthread starts its own thread pool for every matmul; next to
   // LibTorch's OpenMP threads it oversubscribes the cores and makes steps randomly 10-30x slower
@@ -54,6 +62,11 @@ BlasThreadsScope::BlasThreadsScope(int threads) {
 }
 
 BlasThreadsScope::~BlasThreadsScope() { set_openblas_threads(previous_); }
+
+bool is_primary_process() {
+  const char* rank = std::getenv("RANK");
+  return rank == nullptr || *rank == '\0' || std::string(rank) == "0";
+}
 
 std::string blas_name() {
   using ConfigFn = char* (*)();

@@ -46,6 +46,18 @@ void Batcher::set_state(int64_t epoch, int64_t position) {
   normalize();
 }
 
+void Batcher::shard(int rank, int world) {
+  if (world < 1 || rank < 0 || rank >= world)
+    throw Error("Batcher: rank " + std::to_string(rank) + " outside a world of " +
+                std::to_string(world));
+  if (batch_size_ % world != 0)
+    throw Error("train.batch_size = " + std::to_string(batch_size_) +
+                " is the global batch and must be divisible by the number of ranks (" +
+                std::to_string(world) + "); choose a multiple of " + std::to_string(world));
+  rank_ = rank;
+  world_ = world;
+}
+
 void Batcher::normalize() {
   if (position_ + batch_size_ > data_.size()) {
     ++epoch_;
@@ -61,13 +73,27 @@ void Batcher::prepare_epoch() {
   prepared_epoch_ = epoch_;
 }
 
+Batcher::Batch Batcher::peek_global() {
+  const int rank = rank_, world = world_;
+  const int64_t epoch = epoch_, position = position_;
+  rank_ = 0;
+  world_ = 1;
+  Batch b = next();
+  rank_ = rank;
+  world_ = world;
+  epoch_ = epoch;
+  position_ = position;
+  return b;
+}
+
 Batcher::Batch Batcher::next() {
   normalize();
   prepare_epoch();
-  torch::Tensor idx = perm_.slice(0, position_, position_ + batch_size_);
+  const int64_t local = batch_size_ / world_, begin = position_ + rank_ * local;
+  torch::Tensor idx = perm_.slice(0, begin, begin + local);
   Batch b{data_.x.index_select(0, idx), data_.y.index_select(0, idx)};
   if (hflip_) {
-    torch::Tensor m = flip_.slice(0, position_, position_ + batch_size_).view({-1, 1, 1, 1});
+    torch::Tensor m = flip_.slice(0, begin, begin + local).view({-1, 1, 1, 1});
     b.x = torch::where(m, b.x.flip({3}), b.x);
   }
   position_ += batch_size_;

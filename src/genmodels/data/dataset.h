@@ -73,6 +73,16 @@ class Batcher {
   /// Restores a state saved from epoch()/position().
   void set_state(int64_t epoch, int64_t position);
   int64_t batch_size() const { return batch_size_; }
+  /// Data-parallel sharding: next() still walks the global batches of batch_size() (the same
+  /// per-epoch order for every world size, and the same epoch()/position()), but returns only this
+  /// rank's contiguous slice of batch_size() / world examples. Throws gm::Error unless world
+  /// divides the batch size.
+  void shard(int rank, int world);
+  /// The global batch the next call of next() belongs to (all batch_size() examples, on every
+  /// rank), without advancing.
+  Batch peek_global();
+  /// Examples next() returns (batch_size() / world).
+  int64_t local_batch_size() const { return batch_size_ / world_; }
   /// Full batches per epoch.
   int64_t batches_per_epoch() const;
 
@@ -85,6 +95,7 @@ class Batcher {
   bool hflip_;
   int64_t epoch_ = 0, position_ = 0;
   int64_t prepared_epoch_ = -1;
+  int rank_ = 0, world_ = 1;
   torch::Tensor perm_, flip_;
 };
 

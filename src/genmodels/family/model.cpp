@@ -109,6 +109,7 @@ torch::Tensor Model::image_text_similarity(const torch::Tensor&, const std::vect
 }
 
 void TrainSession::save_config() const {
+  if (!is_primary_process()) return;
   run.create();
   write_file_atomic(run.config(), meta.at("config_toml").get<std::string>());
 }
@@ -149,21 +150,31 @@ Json Model::train(TrainSession& s) {
   train::TrainerOptions topts = train::trainer_keys().read(s.config);
   topts.device = s.config.get_string("device");
   topts.stop_at = s.stop_at;
+  topts.seed = s.seed;
   topts.validate();
+  const train::dist::Env env = train::dist::Env::from_environment();
+  if (env.world_size > 1) topts.group = train::dist::Group::join(env, topts.dist_timeout);
   if (s.train.size() < topts.batch_size)
     throw Error("data " + s.info.dataset + " has " + std::to_string(s.train.size()) +
                 " examples, fewer than train.batch_size = " + std::to_string(topts.batch_size));
   data::Batcher batcher(s.train, topts.batch_size, s.seed, s.config.get_bool("data.hflip"));
+  if (topts.group) batcher.shard(env.rank, env.world_size);
   train::Trainer trainer(*this, topts, batcher, s.run, s.meta);
   if (s.resume) trainer.resume();
   s.save_config();
   int64_t n_params = 0;
   for (const auto& p : module().parameters()) n_params += p.numel();
-  std::cerr << "genmodels: " << s.meta.at("model").get<std::string>() << " on " << s.info.dataset
-            << " (" << s.train.size() << " examples), " << n_params << " parameters, " << s.threads
-            << " threads, " << blas_name().substr(0, 40) << "; run " << s.run.path()
-            << (s.resume ? " (resumed at step " + std::to_string(trainer.step()) + ")" : "")
-            << "\n";
+  if (is_primary_process()) {
+    if (topts.group)
+      std::cerr << "genmodels: data-parallel over " << env.world_size << " ranks (Gloo, store at "
+                << env.master_addr << ":" << env.master_port << "), global batch "
+                << topts.batch_size << " = " << batcher.local_batch_size() << " per rank\n";
+    std::cerr << "genmodels: " << s.meta.at("model").get<std::string>() << " on " << s.info.dataset
+              << " (" << s.train.size() << " examples), " << n_params << " parameters, "
+              << s.threads << " threads, " << blas_name().substr(0, 40) << "; run " << s.run.path()
+              << (s.resume ? " (resumed at step " + std::to_string(trainer.step()) + ")" : "")
+              << "\n";
+  }
   train::PreviewFn preview;
   if (generates())
     preview = [&](int64_t step, const std::string& path) {
@@ -175,8 +186,9 @@ Json Model::train(TrainSession& s) {
       r.params["step"] = std::to_string(step);
       write_sample_image(path, r);
     };
-  const train::TrainResult result = trainer.run(preview, monitor(s, topts.eval_every));
-  if (!result.interrupted) {
+  const train::TrainResult result =
+      trainer.run(preview, monitor(s, is_primary_process() ? topts.eval_every : 0));
+  if (!result.interrupted && is_primary_process()) {
     // Model-specific figures (VAE reconstructions, interpolations, ...) from the EMA weights.
     const data::Dataset test = s.load_test();
     auto scope = trainer.ema_scope();

@@ -1,6 +1,9 @@
 #include "genmodels/flow/flow_model.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include <cmath>
+#include <mutex>
 
 #include "genmodels/core/error.h"
 #include "genmodels/flow/flow.h"
@@ -135,6 +138,22 @@ class FlowModel : public Model {
     torch::Tensor l = nll(x, u).mean();
     // Images: bits/dim (the number people compare); vectors: nats per example.
     return info_.is_image() ? l / (static_cast<double>(dims()) * std::log(2.0)) : l;
+  }
+
+  // ActNorm's data-dependent init on the first global batch (the same on every data-parallel
+  // rank), with the dequantisation noise step 1 will draw: LibTorch's generator is restored, so
+  // one process initialises exactly as if ActNorm had waited for step 1's forward pass.
+  void data_init(const data::Batcher::Batch& b) override {
+    torch::NoGradGuard no_grad;
+    auto gen = at::detail::getDefaultCPUGenerator();
+    torch::Tensor state;
+    {
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      state = gen.get_state();
+    }
+    loss(b.x, b.y);
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(state);
   }
 
   torch::Tensor draw(int64_t n, double temperature, at::Generator& gen) {

@@ -148,11 +148,23 @@ std::string run_train(const TrainArgs& a) {
                        seed,
                        threads};
   const Json report = model->train(session);
-  if (!report.empty()) {
+  if (!report.empty() && is_primary_process()) {
     write_file_atomic(session.run.report_json(), report.dump(1) + "\n");
     std::cout << format_report(report);
   }
   return run_dir;
+}
+
+void check_data_parallel(const TrainArgs& a) {
+  std::string name = a.model;
+  if (a.resume && !a.out.empty() && train::RunDir(a.out).has_checkpoint())
+    name = train::RunDir(a.out).read_meta().at("model").get<std::string>();
+  if (name.empty()) return;  // run_train names the problem
+  const ModelEntry& entry = find_model(name);
+  if (entry.family == "classic")
+    throw Error(entry.name +
+                " is fitted in closed form in one pass; data-parallel training "
+                "(--nproc, torchrun) is for the gradient-trained models");
 }
 
 const std::vector<FlagKey>& sample_flags() {

@@ -30,6 +30,9 @@ struct TrainArgs {
 
 /// Trains (or fits) and returns the run directory.
 std::string run_train(const TrainArgs& args);
+/// Throws gm::Error unless the model `args` would train (or resume) trains by gradient steps,
+/// which data-parallel training (--nproc) needs; closed-form fits do not.
+void check_data_parallel(const TrainArgs& args);
 
 /// A CLI flag that is another name for a config key (`--steps 25` is `--set sample.steps=25`).
 struct FlagKey {

@@ -97,6 +97,11 @@ class Trainable {
   virtual void train_step(const data::Batcher::Batch& batch, StepContext& ctx) {
     ctx.minimize("main", loss(batch.x, batch.y));
   }
+  /// Data-dependent initialisation before the first step of a fresh run (Glow's ActNorm,
+  /// Kingma & Dhariwal 2018 sec. 3.1), on the first global batch: every data-parallel rank gets
+  /// the same batch and must end with the same weights, so randomness it draws must be restored.
+  /// Default: none (initialisation is data-independent).
+  virtual void data_init(const data::Batcher::Batch& batch) {}
   /// The objective of a one-optimizer family on a batch (what the default train_step minimises;
   /// benches time it). Families that override train_step need not have one.
   virtual torch::Tensor loss(const torch::Tensor& x, const torch::Tensor& y);

@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <sstream>
 
 #include "genmodels/core/atomic_file.h"
@@ -53,6 +54,51 @@ void set_rng_state(const torch::Tensor& state) {
 torch::Tensor scalar(double v) { return torch::tensor(v, torch::kFloat64); }
 torch::Tensor scalar(int64_t v) { return torch::tensor(v, torch::kInt64); }
 
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ULL;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  return x ^ (x >> 31);
+}
+
+// Gloo reduces the standard numeric types; others (bool, bf16) travel converted.
+bool gloo_type(torch::ScalarType t) {
+  return t == torch::kFloat32 || t == torch::kFloat64 || t == torch::kFloat16 ||
+         t == torch::kInt64 || t == torch::kInt32 || t == torch::kUInt8 || t == torch::kInt8;
+}
+
+// Rank 0's parameters and buffers into every rank's module.
+void broadcast_module(dist::Group& group, torch::nn::Module& m) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> state;
+  for (const auto& p : m.parameters())
+    if (p.numel() > 0) state.push_back(p);
+  for (const auto& b : m.buffers())
+    if (b.numel() > 0) state.push_back(b);
+  std::vector<torch::Tensor> wire;
+  for (const auto& t : state)
+    wire.push_back(gloo_type(t.scalar_type()) ? t.detach() : t.detach().to(torch::kFloat64));
+  group.broadcast(wire);
+  for (size_t i = 0; i < state.size(); ++i)
+    if (!gloo_type(state[i].scalar_type())) state[i].detach().copy_(wire[i]);
+}
+
+// A hash of the parameters' exact bits, to check that the replicas have not drifted apart.
+torch::Tensor fingerprint(torch::nn::Module& m) {
+  torch::NoGradGuard no_grad;
+  uint64_t h = 0;
+  int64_t k = 1;
+  for (const auto& p : m.parameters()) {
+    torch::Tensor c = p.detach().to(torch::kCPU).contiguous();
+    torch::Tensor bits = c.element_size() == 4 ? c.view(torch::kInt32) : c.view(torch::kUInt8);
+    bits = bits.reshape({-1}).to(torch::kInt64);
+    const torch::Tensor w = torch::arange(bits.numel(), torch::kInt64) % 1000003 + k;
+    h = h * 31 + static_cast<uint64_t>((bits * w).sum().item<int64_t>());
+    k += 7;
+  }
+  return torch::tensor({static_cast<int64_t>(h)}, torch::kInt64);
+}
+
 std::string fmt(const char* f, double v) {
   char buf[64];
   std::snprintf(buf, sizeof buf, f, v);
@@ -91,6 +137,9 @@ const KeyTable<TrainerOptions>& trainer_keys() {
     t.add("train.sample_every", &O::sample_every,
           "steps between preview grids (0 = at the end only)");
     t.add("train.checkpoint_every", &O::checkpoint_every, "steps between checkpoints");
+    t.add("train.dist_timeout", &O::dist_timeout,
+          "data-parallel runs: seconds a collective waits before naming the ranks that stopped "
+          "answering (longer than rank 0's slowest preview or checkpoint)");
     t.add("train.eval_every", &O::eval_every,
           "steps between checks of generated samples by the Fashion-MNIST evaluator (class "
           "entropy, a mode-collapse monitor; 28x28 gray images; 0 = off)");
@@ -119,6 +168,7 @@ void TrainerOptions::validate() const {
   if (batch_size < 1) throw Error("train.batch_size must be >= 1");
   if (!(lr > 0)) throw Error("train.lr must be > 0");
   if (log_every < 1) throw Error("train.log_every must be >= 1");
+  if (!(dist_timeout > 0)) throw Error("train.dist_timeout must be > 0 seconds");
 }
 
 namespace {
@@ -179,14 +229,27 @@ class Trainer::Context : public StepContext {
       slots.push_back(&slot(n));
       joined += (joined.empty() ? "" : "+") + n;
     }
-    const double v = loss.item<double>();
+    double v = loss.item<double>();
+    if (t_.distributed()) {  // the rank mean: logged, and every rank stops together on NaN
+      torch::Tensor m = torch::tensor({v}, torch::kFloat64);
+      t_.options_.group->all_reduce(m);
+      v = m.item<double>() / t_.options_.group->size();
+    }
     if (!std::isfinite(v))
       throw Error("loss" + (joined == "main" ? "" : " of optimizer '" + joined + "'") + " is " +
                   std::to_string(v) + " at step " + std::to_string(t_.step_ + 1) + "; stopped, " +
                   t_.run_.checkpoint() + " (last good checkpoint) is untouched. Lower train.lr " +
                   "or raise train.warmup_steps");
-    for (Slot* s : slots) s->optimizer->zero_grad();
+    for (Slot* s : slots) {
+      s->optimizer->zero_grad();
+      if (s->reducer) s->reducer->prepare();
+    }
     loss.backward();
+    if (t_.distributed()) {
+      double wait = 0;
+      for (Slot* s : slots) wait += s->reducer->finish();
+      log("dist_wait_ms", 1000 * wait);
+    }
     for (Slot* s : slots) {
       if (s->spec.options.grad_clip > 0) {
         const double norm =
@@ -238,10 +301,25 @@ Trainer::Trainer(Trainable& model, TrainerOptions options, data::Batcher batcher
     optimizers_.push_back(std::move(s));
   }
   if (optimizers_.empty()) throw Error("the model declared no optimizer to train");
+  if (distributed()) {
+    // Every rank starts from rank 0's weights (a resume then loads the same checkpoint on all).
+    int64_t n = 0;
+    for (const auto& p : model_.module().parameters()) n += p.numel();
+    const torch::Tensor counts = options_.group->all_gather(torch::tensor({n}, torch::kInt64));
+    for (int r = 1; r < options_.group->size(); ++r)
+      if (counts[r].item<int64_t>() != n)
+        throw Error("rank " + std::to_string(r) + " built a model of " +
+                    std::to_string(counts[r].item<int64_t>()) + " parameters, rank 0 one of " +
+                    std::to_string(counts[0].item<int64_t>()) +
+                    ": start every rank with the same command and config");
+    broadcast_module(*options_.group, model_.module());
+    for (auto& s : optimizers_)
+      s.reducer = std::make_unique<dist::GradientReducer>(*options_.group, s.spec.params);
+  }
   for (const auto& spec : model_.ema_targets())
     emas_.push_back(
         {spec, std::make_unique<Ema>(*spec.module, options_.ema_decay, options_.ema_warmup)});
-  run_.create();
+  if (primary()) run_.create();
 }
 
 Trainer::~Trainer() = default;
@@ -253,6 +331,20 @@ std::vector<std::unique_ptr<EmaScope>> Trainer::ema_scope() const {
 }
 
 void Trainer::save_checkpoint(const std::string& path) const {
+  // Every rank's generator state, so that a resume on as many ranks is bit-identical.
+  // And a check that the replicas still hold identical weights (averaged gradients and identical
+  // optimizer arithmetic keep them so; BatchNorm running statistics are per rank and not checked).
+  torch::Tensor rank_rngs, prints;
+  if (distributed()) {
+    rank_rngs = options_.group->all_gather(rng_state());
+    prints = options_.group->all_gather(fingerprint(model_.module()));
+    for (int r = 1; r < options_.group->size(); ++r)
+      if (!torch::equal(prints[r], prints[0]))
+        throw Error("rank " + std::to_string(r) + "'s weights differ from rank 0's at step " +
+                    std::to_string(step_) + " (a bug: please report it with the command); " + path +
+                    " keeps the previous good state");
+  }
+  if (!primary()) return;
   torch::serialize::OutputArchive archive, model_ar, ema_ar, opt_ar;
   model_.module().save(model_ar);
   for (const auto& e : emas_) {
@@ -271,6 +363,10 @@ void Trainer::save_checkpoint(const std::string& path) const {
   archive.write("step", scalar(step_));
   archive.write("elapsed", scalar(elapsed_));
   archive.write("rng", rng_state());
+  if (rank_rngs.defined()) {
+    archive.write("rng_ranks", rank_rngs);
+    archive.write("replica_fingerprints", prints);
+  }
   archive.write("data_epoch", scalar(batcher_.epoch()));
   archive.write("data_position", scalar(batcher_.position()));
   archive.write("meta", c10::IValue(meta_.dump()));
@@ -305,6 +401,12 @@ void Trainer::resume() {
     step_ = read("step").item<int64_t>();
     elapsed_before_ = elapsed_ = read("elapsed").item<double>();
     set_rng_state(read("rng"));
+    torch::Tensor rank_rngs;
+    if (distributed() && options_.group->rank() > 0 && archive.try_read("rng_ranks", rank_rngs) &&
+        rank_rngs.size(0) == options_.group->size()) {
+      set_rng_state(rank_rngs[options_.group->rank()].clone());
+      rank_rng_restored_ = true;
+    }
     torch::Tensor epoch = read("data_epoch"), pos = read("data_position");
     batcher_.set_state(epoch.item<int64_t>(), pos.item<int64_t>());
   } catch (const c10::Error& err) {
@@ -329,7 +431,19 @@ TrainResult Trainer::run(const PreviewFn& preview_fn, const MonitorFn& monitor_f
   SignalScope signals;
   const torch::Device device(options_.device);
   const std::string ckpt = run_.checkpoint();
-  JsonlWriter log(run_.metrics(), /*append=*/true);
+  std::optional<JsonlWriter> log;
+  if (primary()) log.emplace(run_.metrics(), /*append=*/true);
+  if (step_ == 0) {  // before ranks > 0 reseed: every rank initialises alike
+    auto b = batcher_.peek_global();
+    model_.data_init({b.x.to(device), b.y.to(device)});
+  }
+  if (distributed() && options_.group->rank() > 0 && !rank_rng_restored_) {
+    // Each rank draws its own noise (diffusion timesteps, dropout, ...): a generator seeded from
+    // (seed, rank, step), so a run resumed on a different number of ranks stays deterministic.
+    const uint64_t r = static_cast<uint64_t>(options_.group->rank());
+    torch::manual_seed(
+        splitmix64(splitmix64(options_.seed ^ (r << 32)) ^ static_cast<uint64_t>(step_)) >> 1);
+  }
   const int64_t total = options_.steps > 0 ? options_.steps : 0;
   Progress progress(total, step_, "train");
   torch::nn::Module& module = model_.module();
@@ -347,7 +461,7 @@ TrainResult Trainer::run(const PreviewFn& preview_fn, const MonitorFn& monitor_f
     set_rng_state(saved_rng);
   };
   auto preview = [&](int64_t step) {
-    if (preview_fn) under_ema([&] { preview_fn(step, run_.preview(step)); });
+    if (preview_fn && primary()) under_ema([&] { preview_fn(step, run_.preview(step)); });
   };
 
   TrainResult result;
@@ -368,17 +482,26 @@ TrainResult Trainer::run(const PreviewFn& preview_fn, const MonitorFn& monitor_f
     model_.train_step({batch.x.to(device), batch.y.to(device)}, ctx);
     ++step_;
     for (auto& e : emas_) e.ema->update(*e.spec.module, step_);
-    if (monitor_fn && options_.eval_every > 0 && step_ % options_.eval_every == 0)
+    if (monitor_fn && primary() && options_.eval_every > 0 && step_ % options_.eval_every == 0)
       under_ema([&] {  // joins this step's record
         for (const auto& [key, v] : monitor_fn(step_)) avg.add(key, v);
       });
 
     const auto now = std::chrono::steady_clock::now();
     elapsed_ = elapsed_before_ + std::chrono::duration<double>(now - t_start).count();
+    bool signalled = g_signal.load() != 0;
+    if (distributed()) {
+      // The ranks agree on rank 0's clock (the budget) and stop together on any rank's signal.
+      torch::Tensor agree =
+          torch::tensor({primary() ? elapsed_ : 0.0, signalled ? 1.0 : 0.0}, torch::kFloat64);
+      options_.group->all_reduce(agree, /*max=*/true);
+      elapsed_ = agree[0].item<double>();
+      signalled = agree[1].item<double>() > 0;
+    }
     result.final_loss = last.count("loss") ? last["loss"]
                         : last.empty()     ? 0.0
                                            : last.begin()->second;
-    if (step_ % options_.log_every == 0 || budget_done()) {
+    if (log && (step_ % options_.log_every == 0 || budget_done())) {
       const double dt = std::chrono::duration<double>(now - t_log).count();
       Json rec = {{"step", step_}};
       for (const auto& key : avg.order) {
@@ -390,7 +513,7 @@ TrainResult Trainer::run(const PreviewFn& preview_fn, const MonitorFn& monitor_f
             s.optimizer->param_groups().front().options().get_lr();
       rec["img_per_s"] = dt > 0 ? (step_ - log_step0) * options_.batch_size / dt : 0.0;
       rec["wall_time"] = elapsed_;
-      log.write(rec);
+      log->write(rec);
       t_log = now;
       log_step0 = step_;
       avg.clear();
@@ -406,7 +529,7 @@ TrainResult Trainer::run(const PreviewFn& preview_fn, const MonitorFn& monitor_f
 
     if (options_.sample_every > 0 && step_ % options_.sample_every == 0 && !budget_done())
       preview(step_);
-    const bool stop_now = (options_.stop_at > 0 && step_ >= options_.stop_at) || g_signal.load();
+    const bool stop_now = (options_.stop_at > 0 && step_ >= options_.stop_at) || signalled;
     if (stop_now) {
       save_checkpoint(ckpt);
       progress.finish("stopped at step " + std::to_string(step_) + "; saved " + ckpt +

@@ -14,6 +14,7 @@
 #include "genmodels/core/json.h"
 #include "genmodels/core/options.h"
 #include "genmodels/data/dataset.h"
+#include "genmodels/train/distributed.h"
 #include "genmodels/train/ema.h"
 #include "genmodels/train/run_dir.h"
 #include "genmodels/train/step.h"
@@ -39,10 +40,15 @@ struct TrainerOptions {
   int64_t log_every = 50;                ///< train.log_every
   int64_t sample_every = 0;              ///< train.sample_every (0 = only at the end)
   int64_t checkpoint_every = 1000;       ///< train.checkpoint_every (always one at the end)
-  int64_t eval_every = 0;  ///< train.eval_every: steps between monitor calls (0 = off)
+  int64_t eval_every = 0;     ///< train.eval_every: steps between monitor calls (0 = off)
+  double dist_timeout = 300;  ///< train.dist_timeout: seconds a collective waits for the ranks
 
   int64_t stop_at = 0;  ///< behave as if interrupted after this step (tests of resume)
   std::string device = "cpu";
+  uint64_t seed = 0;  ///< the run's seed (ranks > 0 derive their training randomness from it)
+  /// Data-parallel training when set (size > 1): the batcher must be sharded to match; the loop
+  /// averages every optimizer's gradients over the ranks, and only rank 0 writes.
+  std::shared_ptr<dist::Group> group;
 
   /// The main optimizer's settings (kind, betas, LR schedule, clipping).
   OptimizerOptions main_optimizer() const;
@@ -79,7 +85,8 @@ class Trainer {
   void resume();
   /// Trains until the budget ends, a loss is not finite (throws gm::Error) or a signal arrives.
   TrainResult run(const PreviewFn& preview = {}, const MonitorFn& monitor = {});
-  /// Writes the full state atomically to `path`.
+  /// Writes the full state atomically to `path` (data-parallel: a collective; rank 0 writes the
+  /// state and every rank's generator state).
   void save_checkpoint(const std::string& path) const;
 
   int64_t step() const { return step_; }
@@ -91,6 +98,7 @@ class Trainer {
   struct Slot {
     OptimizerSpec spec;
     std::unique_ptr<torch::optim::Optimizer> optimizer;
+    std::unique_ptr<dist::GradientReducer> reducer;  ///< data-parallel runs only
   };
   struct EmaSlot {
     EmaSpec spec;
@@ -98,6 +106,8 @@ class Trainer {
   };
   double budget_fraction() const;
   bool budget_done() const;
+  bool distributed() const { return options_.group && options_.group->size() > 1; }
+  bool primary() const { return !distributed() || options_.group->rank() == 0; }
 
   Trainable& model_;
   TrainerOptions options_;
@@ -107,8 +117,9 @@ class Trainer {
   std::vector<Slot> optimizers_;
   std::vector<EmaSlot> emas_;
   int64_t step_ = 0;
-  double elapsed_before_ = 0;  // seconds trained by earlier (resumed) runs
-  double elapsed_ = 0;         // seconds trained in total so far
+  double elapsed_before_ = 0;       // seconds trained by earlier (resumed) runs
+  double elapsed_ = 0;              // seconds trained in total so far
+  bool rank_rng_restored_ = false;  // a rank > 0 got its own generator state from the checkpoint
 };
 
 }  // namespace gm::train
