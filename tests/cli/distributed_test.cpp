@@ -178,6 +178,25 @@ TEST(Distributed, KilledRankIsNamedAndTheCheckpointLoads) {
   EXPECT_TRUE(torch::isfinite(samples(run)).all().item<bool>());
 }
 
+// Ctrl-C reaches the launcher, which forwards it: the ranks agree to stop at the same step, rank
+// 0 saves, all exit 0, and the run resumes.
+TEST(Distributed, SigintStopsEveryRankAndResumes) {
+  const std::string run = fresh("ddp_sigint");
+  const int launcher = start_long_run(run);
+  ASSERT_GT(launcher, 0) << slurp(run + ".log");
+  ::kill(launcher, SIGINT);
+  int status = 0;
+  ::waitpid(launcher, &status, 0);
+  const std::string err = slurp(run + ".log");
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << err;
+  EXPECT_NE(err.find("continue with --resume"), std::string::npos) << err;
+  const int64_t stopped = gm::read_jsonl(run + "/metrics.jsonl").back()["step"].get<int64_t>();
+  Result r =
+      cli("train --resume --nproc 2 --steps " + std::to_string(stopped + 10) + " --out " + run);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("resumed at step"), std::string::npos) << r.err;
+}
+
 // A rank that hangs (SIGSTOP) is named by the others once train.dist_timeout has passed.
 TEST(Distributed, HungRankIsNamedAfterTheTimeout) {
   const std::string run = fresh("ddp_hang");
