@@ -2,6 +2,7 @@
 // (models/run.h) and prints what the library returns. Every error, CLI11's parse errors
 // included, is one line on stderr and exit status 2.
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <iostream>
 #include <sstream>
 
@@ -11,6 +12,7 @@
 #include "genmodels/metrics/evaluate.h"
 #include "genmodels/models/run.h"
 #include "genmodels/sampling/samplers.h"
+#include "genmodels/train/run_dir.h"
 
 namespace {
 
@@ -130,6 +132,9 @@ int run(int argc, char** argv) {
                      "(CLIP guidance; best with a clip trained with model.noised_share > 0)");
   sample->add_option("--clip-guidance", sa.clip_guidance, "scale of the CLIP guidance gradient");
   sample->add_option("--seed", sa.seed, "random seed");
+  std::string sample_checkpoint;
+  sample->add_option("--checkpoint", sample_checkpoint,
+                     "sample a kept checkpoint (train.keep_checkpoints): step_NNNNNNN or a step");
   sample->add_option("--out", sa.out, "output directory for grid.png (default RUN/samples)");
   sample->add_option("--npy", sa.npy, "also write all samples to this .npy (uint8 N x H x W)");
   sample->add_flag("--singles", sa.singles, "also write one PNG per sample");
@@ -245,6 +250,8 @@ int run(int argc, char** argv) {
     const std::string run_dir = gm::run_train(ta);
     if (gm::is_primary_process()) std::cout << run_dir << "\n";
   } else if (*sample) {
+    if (!sample_checkpoint.empty())
+      sa.run = gm::train::RunDir(sa.run).at_checkpoint(sample_checkpoint).checkpoint();
     gm::run_sample(sa);
   } else if (*eval) {
     if (train_evaluator) {
@@ -270,6 +277,9 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Past a file-size limit (ulimit -f) a write fails with EFBIG, reported like a full disk,
+  // instead of the signal killing the program mid-checkpoint.
+  std::signal(SIGXFSZ, SIG_IGN);
   try {
     return run(argc, argv);
   } catch (const gm::Error& e) {

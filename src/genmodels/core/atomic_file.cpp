@@ -4,10 +4,13 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "genmodels/core/error.h"
 
@@ -27,8 +30,33 @@ std::string temp_name_for(const std::string& path) {
   return path + ".tmp." + std::to_string(::getpid());
 }
 
+// The data must be on disk before the rename makes it the file: on a full disk the error may
+// only surface here (delayed allocation), and renaming then would replace a good file.
+void sync_file(const std::string& tmp, const std::string& path) {
+  const int fd = ::open(tmp.c_str(), O_RDONLY);
+  const int err = fd < 0 ? errno : (::fsync(fd) == 0 ? 0 : errno);
+  if (fd >= 0) ::close(fd);
+  if (err != 0 && err != EINVAL && err != EROFS) {  // EINVAL/EROFS: files that cannot sync
+    std::remove(tmp.c_str());
+    throw Error("cannot write " + path + ": " + std::strerror(err) +
+                (err == ENOSPC || err == EDQUOT ? " (free some space; the previous file is intact)"
+                                                : " (the previous file is intact)"));
+  }
+}
+
+// GM_FAULT_SLOW_WRITE_MS=N: the reliability tests widen the window between writing a file and
+// renaming it, so that kills land inside checkpoint writes.
+void fault_delay() {
+  static const int ms = [] {
+    const char* v = std::getenv("GM_FAULT_SLOW_WRITE_MS");
+    return v ? std::atoi(v) : 0;
+  }();
+  if (ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+}
+
 void commit(const std::string& tmp, const std::string& path) {
-  fsync_path(tmp, false);
+  fault_delay();
+  sync_file(tmp, path);
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     int err = errno;
     std::remove(tmp.c_str());
@@ -49,15 +77,26 @@ void write_file_atomic(const std::string& path, const std::function<void(std::os
                   " (check that the directory exists and is writable)");
     try {
       write(out);
-    } catch (...) {
+    } catch (const Error&) {
       out.close();
       std::remove(tmp.c_str());
       throw;
+    } catch (const std::exception& e) {  // e.g. LibTorch's serializer on a failed write
+      const int err = errno;
+      out.close();
+      std::remove(tmp.c_str());
+      std::string what = e.what();
+      what = what.substr(0, what.find('\n'));
+      throw Error("cannot write " + path + ": " + (err ? std::strerror(err) : what.c_str()) +
+                  " (disk full? the previous file is intact)");
     }
     out.flush();
-    if (!out) {
+    out.close();
+    if (out.fail()) {
+      const int err = errno;
       std::remove(tmp.c_str());
-      throw Error("write to " + tmp + " failed (disk full?)");
+      throw Error("cannot write " + path + ": " + (err ? std::strerror(err) : "write failed") +
+                  " (disk full? the previous file is intact)");
     }
   }
   commit(tmp, path);

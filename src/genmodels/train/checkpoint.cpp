@@ -8,6 +8,15 @@
 
 namespace gm::train {
 
+void write_archive_atomic(const std::string& path, torch::serialize::OutputArchive& archive) {
+  write_file_atomic(path, [&](std::ostream& out) {
+    archive.save_to([&out](const void* data, size_t n) -> size_t {
+      out.write(static_cast<const char*>(data), static_cast<std::streamsize>(n));
+      return n;  // failures are read from `out` by write_file_atomic
+    });
+  });
+}
+
 torch::serialize::InputArchive open_checkpoint(const std::string& path) {
   if (!std::filesystem::exists(path))
     throw Error("no checkpoint at " + path + " (train first, or point to a run directory)");
@@ -39,7 +48,7 @@ void save_weights(const std::string& path, torch::nn::Module& module, const Json
   module.save(model_ar);
   archive.write("model", model_ar);
   archive.write("meta", c10::IValue(meta.dump()));
-  write_file_atomic(path, [&](std::ostream& out) { archive.save_to(out); });
+  write_archive_atomic(path, archive);
 }
 
 void load_checkpoint_weights(const std::string& path, torch::nn::Module& module,

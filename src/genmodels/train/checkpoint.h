@@ -15,6 +15,11 @@ namespace gm::train {
 /// Format 2: optimizers and EMAs stored by name.
 constexpr int kCheckpointFormat = 2;
 
+/// Writes `archive` to `path` atomically. LibTorch's archive writer must never see a failed
+/// write (it throws from its destructor, which aborts the program), so it writes through a sink
+/// that always accepts and the stream is checked afterwards: a full disk is a one-line error and
+/// the previous file stays.
+void write_archive_atomic(const std::string& path, torch::serialize::OutputArchive& archive);
 /// Opens a checkpoint archive; errors name the file and suggest a fix.
 torch::serialize::InputArchive open_checkpoint(const std::string& path);
 /// Reads the `meta` JSON stored in a checkpoint.

@@ -1,11 +1,13 @@
 #include "genmodels/train/trainer.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <iostream>
 #include <optional>
 #include <sstream>
 
@@ -99,6 +101,46 @@ torch::Tensor fingerprint(torch::nn::Module& m) {
   return torch::tensor({static_cast<int64_t>(h)}, torch::kInt64);
 }
 
+// A non-finite loss: stops the run, or (train.on_nan = rollback) sends it back to its checkpoint.
+struct NonFiniteLoss : Error {
+  using Error::Error;
+};
+
+// Fault injection for the reliability tests: GM_FAULT_NAN_AT=STEP[xTIMES] makes the loss of
+// 1-based step STEP NaN, the first TIMES (default 1) times this process reaches it.
+bool inject_nan(int64_t step) {
+  static const std::pair<int64_t, int> plan = [] {
+    const char* v = std::getenv("GM_FAULT_NAN_AT");
+    if (!v || !*v) return std::pair<int64_t, int>{-1, 0};
+    const std::string s = v;
+    const auto x = s.find('x');
+    return std::pair<int64_t, int>{std::stoll(s.substr(0, x)),
+                                   x == std::string::npos ? 1 : std::stoi(s.substr(x + 1))};
+  }();
+  static int fired = 0;
+  if (step != plan.first || fired >= plan.second) return false;
+  ++fired;
+  return true;
+}
+
+// Drops the records of steps after `step` (replayed after a kill or a rollback) and a torn last
+// line; rewrites the file atomically only when something goes.
+void trim_metrics(const std::string& path, int64_t step) {
+  if (!std::filesystem::exists(path)) return;
+  std::istringstream in(read_file(path));
+  std::string kept, line;
+  bool dropped = false;
+  while (std::getline(in, line)) {
+    Json rec = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (rec.is_discarded() || (rec.contains("step") && rec["step"].get<int64_t>() > step)) {
+      dropped = true;
+      continue;
+    }
+    kept += line + "\n";
+  }
+  if (dropped) write_file_atomic(path, kept);
+}
+
 std::string fmt(const char* f, double v) {
   char buf[64];
   std::snprintf(buf, sizeof buf, f, v);
@@ -140,6 +182,14 @@ const KeyTable<TrainerOptions>& trainer_keys() {
     t.add("train.dist_timeout", &O::dist_timeout,
           "data-parallel runs: seconds a collective waits before naming the ranks that stopped "
           "answering (longer than rank 0's slowest preview or checkpoint)");
+    t.add("train.keep_checkpoints", &O::keep_checkpoints,
+          "past checkpoints kept as checkpoints/step_NNNNNNN.pt besides checkpoint.pt (0 = none; "
+          "sample or eval one with --checkpoint step_NNNNNNN)");
+    t.add("train.on_nan", &O::on_nan,
+          "on a non-finite loss: stop, or rollback (reload the last checkpoint, drop the "
+          "offending batch, multiply the LR by train.nan_lr_factor; stops after 3 in a row)",
+          {"stop", "rollback"});
+    t.add("train.nan_lr_factor", &O::nan_lr_factor, "LR multiplier of each NaN rollback");
     t.add("train.eval_every", &O::eval_every,
           "steps between checks of generated samples by the Fashion-MNIST evaluator (class "
           "entropy, a mode-collapse monitor; 28x28 gray images; 0 = off)");
@@ -169,6 +219,9 @@ void TrainerOptions::validate() const {
   if (!(lr > 0)) throw Error("train.lr must be > 0");
   if (log_every < 1) throw Error("train.log_every must be >= 1");
   if (!(dist_timeout > 0)) throw Error("train.dist_timeout must be > 0 seconds");
+  if (keep_checkpoints < 0) throw Error("train.keep_checkpoints must be >= 0");
+  if (!(nan_lr_factor > 0 && nan_lr_factor <= 1))
+    throw Error("train.nan_lr_factor must be in (0, 1]");
 }
 
 namespace {
@@ -235,11 +288,13 @@ class Trainer::Context : public StepContext {
       t_.options_.group->all_reduce(m);
       v = m.item<double>() / t_.options_.group->size();
     }
+    if (inject_nan(t_.step_ + 1)) v = std::nan("");
     if (!std::isfinite(v))
-      throw Error("loss" + (joined == "main" ? "" : " of optimizer '" + joined + "'") + " is " +
-                  std::to_string(v) + " at step " + std::to_string(t_.step_ + 1) + "; stopped, " +
-                  t_.run_.checkpoint() + " (last good checkpoint) is untouched. Lower train.lr " +
-                  "or raise train.warmup_steps");
+      throw NonFiniteLoss("loss" + (joined == "main" ? "" : " of optimizer '" + joined + "'") +
+                          " is " + std::to_string(v) + " at step " + std::to_string(t_.step_ + 1) +
+                          "; stopped, " + t_.run_.checkpoint() +
+                          " (last good checkpoint) is untouched. Lower train.lr, " +
+                          "raise train.warmup_steps, or set train.on_nan=rollback");
     for (Slot* s : slots) {
       s->optimizer->zero_grad();
       if (s->reducer) s->reducer->prepare();
@@ -367,10 +422,12 @@ void Trainer::save_checkpoint(const std::string& path) const {
     archive.write("rng_ranks", rank_rngs);
     archive.write("replica_fingerprints", prints);
   }
+  archive.write("lr_scale", scalar(lr_scale_));
+  archive.write("nan_skips", torch::tensor(skip_steps_, torch::kInt64));
   archive.write("data_epoch", scalar(batcher_.epoch()));
   archive.write("data_position", scalar(batcher_.position()));
   archive.write("meta", c10::IValue(meta_.dump()));
-  write_file_atomic(path, [&](std::ostream& out) { archive.save_to(out); });
+  write_archive_atomic(path, archive);
 }
 
 void Trainer::resume() {
@@ -409,10 +466,42 @@ void Trainer::resume() {
     }
     torch::Tensor epoch = read("data_epoch"), pos = read("data_position");
     batcher_.set_state(epoch.item<int64_t>(), pos.item<int64_t>());
+    torch::Tensor scale, skips;  // absent from checkpoints older than train.on_nan
+    lr_scale_ = archive.try_read("lr_scale", scale) ? scale.item<double>() : 1.0;
+    skip_steps_.clear();
+    if (archive.try_read("nan_skips", skips))
+      for (int64_t i = 0; i < skips.numel(); ++i) skip_steps_.push_back(skips[i].item<int64_t>());
   } catch (const c10::Error& err) {
     throw Error(path + " does not match this model/config: " +
                 std::string(err.what_without_backtrace()).substr(0, 200));
   }
+  if (primary()) {
+    run_.remove_stale_temp_files();  // a killed writer's
+    trim_metrics(run_.metrics(), step_);
+  }
+}
+
+void Trainer::save_and_keep(const std::string& path) {
+  save_checkpoint(path);
+  if (primary() && path == run_.checkpoint())
+    run_.keep_checkpoint(step_, options_.keep_checkpoints);
+}
+
+void Trainer::roll_back(const std::string& why, int64_t failed) {
+  if (failed > last_nan_step_) last_nan_step_ = failed;
+  if (++rollbacks_in_a_row_ > 3)
+    throw Error(why.substr(0, why.find(';')) +
+                " again: 3 rollbacks in a row did not get past it, so the run stops (" +
+                run_.checkpoint() + " is the last good state; lower train.lr)");
+  resume();
+  if (std::find(skip_steps_.begin(), skip_steps_.end(), failed) == skip_steps_.end())
+    skip_steps_.push_back(failed);
+  lr_scale_ *= options_.nan_lr_factor;
+  if (primary())
+    std::cerr << "\ngenmodels: " << why.substr(0, why.find(';')) << ": rolled back to step "
+              << step_ << " (" << run_.checkpoint() << "), dropping the batch of step "
+              << failed + 1 << ", LR x" << lr_scale_ << " (rollback " << rollbacks_in_a_row_
+              << " of 3)\n";
 }
 
 double Trainer::budget_fraction() const {
@@ -444,6 +533,8 @@ TrainResult Trainer::run(const PreviewFn& preview_fn, const MonitorFn& monitor_f
     torch::manual_seed(
         splitmix64(splitmix64(options_.seed ^ (r << 32)) ^ static_cast<uint64_t>(step_)) >> 1);
   }
+  if (options_.on_nan == "rollback" && !run_.has_checkpoint())
+    save_checkpoint(ckpt);  // something to roll back to before the first periodic checkpoint
   const int64_t total = options_.steps > 0 ? options_.steps : 0;
   Progress progress(total, step_, "train");
   torch::nn::Module& module = model_.module();
@@ -465,7 +556,7 @@ TrainResult Trainer::run(const PreviewFn& preview_fn, const MonitorFn& monitor_f
   };
 
   TrainResult result;
-  const auto t_start = std::chrono::steady_clock::now();
+  auto t_start = std::chrono::steady_clock::now();
   auto t_log = t_start;
   int64_t log_step0 = step_;
   Averages avg;
@@ -474,12 +565,35 @@ TrainResult Trainer::run(const PreviewFn& preview_fn, const MonitorFn& monitor_f
   while (!budget_done()) {
     const double fraction = budget_fraction();
     for (auto& s : optimizers_) {
-      const double lr = s.spec.options.lr.at(step_, fraction);
+      const double lr = s.spec.options.lr.at(step_, fraction) * lr_scale_;
       for (auto& group : s.optimizer->param_groups()) group.options().set_lr(lr);
     }
     last.clear();
+    // A batch that made the loss non-finite is dropped on the retry (train.on_nan = rollback).
+    if (std::find(skip_steps_.begin(), skip_steps_.end(), step_) != skip_steps_.end())
+      batcher_.next();
     auto batch = batcher_.next();
-    model_.train_step({batch.x.to(device), batch.y.to(device)}, ctx);
+    try {
+      model_.train_step({batch.x.to(device), batch.y.to(device)}, ctx);
+    } catch (const NonFiniteLoss& e) {
+      if (options_.on_nan != "rollback") throw;
+      const int64_t failed = step_;
+      const double now_elapsed =  // the wall clock keeps running across the rollback
+          elapsed_before_ +
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+      log.reset();  // resume() trims the metrics file: closed, then reopened
+      roll_back(e.what(), failed);
+      if (primary()) {
+        log.emplace(run_.metrics(), /*append=*/true);
+        log->write({{"step", step_}, {"rollback_from", failed + 1}, {"lr_scale", lr_scale_}});
+      }
+      elapsed_before_ = elapsed_ = now_elapsed;
+      t_start = t_log = std::chrono::steady_clock::now();
+      log_step0 = step_;
+      avg.clear();
+      continue;
+    }
+    if (step_ > last_nan_step_) rollbacks_in_a_row_ = 0;
     ++step_;
     for (auto& e : emas_) e.ema->update(*e.spec.module, step_);
     if (monitor_fn && primary() && options_.eval_every > 0 && step_ % options_.eval_every == 0)
@@ -531,17 +645,17 @@ TrainResult Trainer::run(const PreviewFn& preview_fn, const MonitorFn& monitor_f
       preview(step_);
     const bool stop_now = (options_.stop_at > 0 && step_ >= options_.stop_at) || signalled;
     if (stop_now) {
-      save_checkpoint(ckpt);
+      save_and_keep(ckpt);
       progress.finish("stopped at step " + std::to_string(step_) + "; saved " + ckpt +
                       " (continue with --resume)");
       result.interrupted = true;
       break;
     }
     if (options_.checkpoint_every > 0 && step_ % options_.checkpoint_every == 0 && !budget_done())
-      save_checkpoint(ckpt);
+      save_and_keep(ckpt);
   }
   if (!result.interrupted) {
-    save_checkpoint(ckpt);
+    save_and_keep(ckpt);
     progress.finish("done: " + std::to_string(step_) + " steps in " + format_duration(elapsed_) +
                     "; checkpoint " + ckpt);
     preview(step_);

@@ -40,8 +40,11 @@ struct TrainerOptions {
   int64_t log_every = 50;                ///< train.log_every
   int64_t sample_every = 0;              ///< train.sample_every (0 = only at the end)
   int64_t checkpoint_every = 1000;       ///< train.checkpoint_every (always one at the end)
-  int64_t eval_every = 0;     ///< train.eval_every: steps between monitor calls (0 = off)
-  double dist_timeout = 300;  ///< train.dist_timeout: seconds a collective waits for the ranks
+  int64_t eval_every = 0;        ///< train.eval_every: steps between monitor calls (0 = off)
+  double dist_timeout = 300;     ///< train.dist_timeout: seconds a collective waits for the ranks
+  int64_t keep_checkpoints = 0;  ///< train.keep_checkpoints: past checkpoints kept (0 = none)
+  std::string on_nan = "stop";   ///< train.on_nan: stop | rollback
+  double nan_lr_factor = 0.5;    ///< train.nan_lr_factor: LR multiplier of each rollback
 
   int64_t stop_at = 0;  ///< behave as if interrupted after this step (tests of resume)
   std::string device = "cpu";
@@ -120,6 +123,16 @@ class Trainer {
   double elapsed_before_ = 0;       // seconds trained by earlier (resumed) runs
   double elapsed_ = 0;              // seconds trained in total so far
   bool rank_rng_restored_ = false;  // a rank > 0 got its own generator state from the checkpoint
+  // train.on_nan = rollback: the LR multiplier so far, the steps (0-based) whose batch is dropped,
+  // and the rollbacks since the run last got past a failed step. Checkpointed.
+  double lr_scale_ = 1.0;
+  std::vector<int64_t> skip_steps_;
+  int rollbacks_in_a_row_ = 0;
+  int64_t last_nan_step_ = -1;
+  /// Reloads the checkpoint after a non-finite loss at step `failed` (0-based) and plans the
+  /// retry; throws once three rollbacks in a row did not get past it.
+  void roll_back(const std::string& why, int64_t failed);
+  void save_and_keep(const std::string& path);
 };
 
 }  // namespace gm::train
