@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The long version of tests/cli/reliability_test.cpp (issue #19): a real Fashion-MNIST ddpm run
-# (small U-Net, 600 steps, a checkpoint every 10, checkpoint writes slowed by 200 ms) is killed
+# (small U-Net, 2,000 steps, a checkpoint every 10, checkpoint writes slowed by 200 ms) is killed
 # with SIGKILL KILLS times at random moments and resumed with the same command each time; every
 # checkpoint left behind must load (a 1-image sample), and the finished run must draw exactly the
 # samples of an uninterrupted run (cmp of the .npy files).
@@ -12,7 +12,7 @@ KILLS=${KILLS:-100}
 MODEL=${MODEL:-ddpm}
 tmp=$(mktemp -d /tmp/kill_resume.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
-args=(train "$MODEL" --data fashion-mnist --steps 600 --seed 4 --set train.checkpoint_every=10
+args=(train "$MODEL" --data fashion-mnist --steps 2000 --seed 4 --set train.checkpoint_every=10
       --set train.batch_size=32)
 [ "$MODEL" = ddpm ] && args+=(--set model.base_channels=16 --set model.attention_levels=)
 $GM "${args[@]}" --out "$tmp/ref" >/dev/null 2>&1
