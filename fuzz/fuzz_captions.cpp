@@ -10,7 +10,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const std::string dir = [] {
     const std::string d = "/dev/shm/gm_fuzz_captions_" + std::to_string(::getpid());
     std::filesystem::create_directories(d);
-    gm::io::write_png(d + "/a.png", torch::zeros({1, 8, 8}, torch::kUInt8));
+    gm::io::write_png(d + "/a.png", torch::zeros({8, 8}, torch::kUInt8));
     return d;
   }();
   {

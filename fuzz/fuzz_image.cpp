@@ -4,7 +4,8 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string path = gm::fuzz::write_input(data, size, "x.img");
-  for (int channels : {0, 1, 3}) gm::fuzz::expect_clean([&] { gm::io::read_image(path, channels); });
+  for (int channels : {0, 1, 3})
+    gm::fuzz::expect_clean([&] { gm::io::read_image(path, channels); });
   gm::fuzz::expect_clean([&] { gm::io::read_png_text(path); });
   return 0;
 }

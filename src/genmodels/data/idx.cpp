@@ -4,9 +4,12 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <system_error>
+#include <vector>
 
 #include "genmodels/core/error.h"
 
@@ -101,21 +104,34 @@ torch::Tensor read_idx(const std::string& path) {
     throw Error("IDX file " + path + " is truncated: expected " + std::to_string(4 + 4 * ndims) +
                 " header bytes, got " + std::to_string(4 + got_dims) + " (re-download it)");
   std::vector<int64_t> dims(ndims);
-  int64_t count = 1;
+  int64_t count = 1, nonzero = 1;  // nonzero: the product of the non-zero dims (capped)
   for (int i = 0; i < ndims; ++i) {
     const unsigned char* p = dims_raw + 4 * i;
     dims[i] = (int64_t(p[0]) << 24) | (int64_t(p[1]) << 16) | (int64_t(p[2]) << 8) | int64_t(p[3]);
-    count *= dims[i];
+    if (dims[i] > 0)
+      nonzero = nonzero > (int64_t(1) << 40) / dims[i] ? int64_t(1) << 40 : nonzero * dims[i];
   }
-  if (count > (int64_t(1) << 36))
-    throw Error("IDX file " + path + " header claims " + std::to_string(count) +
+  for (int64_t d : dims) count = d == 0 ? 0 : count;
+  if (count != 0) count = nonzero;
+  if (nonzero > (int64_t(1) << 36))
+    throw Error("IDX file " + path + " header claims more than " +
+                std::to_string(int64_t(1) << 36) +
                 " bytes of data, which is implausible (corrupt header)");
+  // Memory follows the data actually present, never the header's claim alone: chunks of at
+  // most 64 MiB are read until the claimed count or the end of the (possibly gzipped) stream.
+  std::vector<uint8_t> data;
+  while (static_cast<int64_t>(data.size()) < count) {
+    const size_t chunk = static_cast<size_t>(
+        std::min<int64_t>(count - static_cast<int64_t>(data.size()), int64_t(64) << 20));
+    const size_t old = data.size();
+    data.resize(old + chunk);
+    const size_t got = read_some(gz.f, reinterpret_cast<char*>(data.data() + old), chunk, path);
+    if (got < chunk)
+      throw Error("IDX file " + path + " is truncated: expected " + std::to_string(count) +
+                  " data bytes, got " + std::to_string(old + got) + " (re-download it)");
+  }
   torch::Tensor out = torch::empty(dims, torch::kUInt8);
-  const size_t got =
-      read_some(gz.f, reinterpret_cast<char*>(out.data_ptr<uint8_t>()), size_t(count), path);
-  if (got < size_t(count))
-    throw Error("IDX file " + path + " is truncated: expected " + std::to_string(count) +
-                " data bytes, got " + std::to_string(got) + " (re-download it)");
+  if (count > 0) std::memcpy(out.data_ptr<uint8_t>(), data.data(), static_cast<size_t>(count));
   return out;
 }
 

@@ -12,6 +12,12 @@
 #include "genmodels/core/error.h"
 
 #define STB_IMAGE_IMPLEMENTATION
+// Only the formats the program reads: every other decoder is attack surface (#19's fuzzing).
+#define STBI_ONLY_PNG
+#define STBI_ONLY_JPEG
+#define STBI_ONLY_BMP
+// A 54-byte BMP may claim 3 million rows (fuzz_image): sizes are capped before any allocation.
+#define STBI_MAX_DIMENSIONS (1 << 14)
 #define STBI_FAILURE_USERMSG
 #include <stb/stb_image.h>
 
@@ -169,6 +175,64 @@ std::map<std::string, std::string> read_png_text(const std::string& path) {
   return text;
 }
 
+namespace {
+
+// Debian's stb_image (git 2022-09-08) writes past its 257-entry Huffman size table when a JPEG's
+// DHT segment declares more than 256 codes (found by fuzz_image). JPEG allows at most 256 symbols
+// per table, so such files are refused before stb sees them. Walks the markers up to the first
+// scan; returns "" when the tables are sound (or the bytes are not a JPEG).
+constexpr int64_t kMaxPixels = int64_t(1) << 26;  // 8192 x 8192
+
+std::string jpeg_table_problem(const std::string& b) {
+  const auto* u = reinterpret_cast<const unsigned char*>(b.data());
+  const size_t n = b.size();
+  size_t i = 0;  // stb accepts any run of 0xFF fill bytes before the SOI marker
+  while (i < n && u[i] == 0xFF) ++i;
+  if (i == 0 || i >= n || u[i] != 0xD8) return "";
+  ++i;
+  while (i + 4 <= n) {
+    if (u[i] != 0xFF) {  // padding between segments: stb scans on to the next marker, so do we
+      ++i;
+      continue;
+    }
+    const unsigned marker = u[i + 1];
+    if (marker == 0xFF) {  // fill byte
+      ++i;
+      continue;
+    }
+    if (marker == 0xD8 || marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) {
+      i += 2;
+      continue;
+    }
+    if (marker == 0xD9) return "";
+    const size_t len = (size_t(u[i + 2]) << 8) | u[i + 3];
+    if (len < 2) return "";
+    if (marker == 0xC4) {  // DHT: tables of (class/id, 16 counts, symbols), read as stb does:
+      size_t p = i + 4;    // while the segment has bytes left, past the file's end as zeros
+      const size_t end = i + 2 + len;
+      while (p < end && p < n) {
+        size_t codes = 0;
+        for (size_t k = p + 1; k <= p + 16 && k < n; ++k) codes += u[k];
+        if (codes > 256)
+          return "a Huffman table declares " + std::to_string(codes) + " codes (at most 256)";
+        p += 17 + codes;
+      }
+    }
+    if (i + 2 + len > n) return "";
+    if (marker == 0xDA) {  // a scan: entropy-coded data runs to the next marker
+      i += 2 + len;
+      while (i + 1 < n &&
+             !(u[i] == 0xFF && u[i + 1] != 0x00 && (u[i + 1] < 0xD0 || u[i + 1] > 0xD7)))
+        ++i;
+      continue;
+    }
+    i += 2 + len;
+  }
+  return "";
+}
+
+}  // namespace
+
 torch::Tensor read_image(const std::string& path, int channels) {
   if (channels != 0 && channels != 1 && channels != 3 && channels != 4)
     throw Error("read_image " + path + ": channels must be 0 (as stored), 1 or 3, got " +
@@ -181,7 +245,16 @@ torch::Tensor read_image(const std::string& path, int channels) {
   if (std::filesystem::file_size(path, ec) == 0 && !ec)
     throw Error("image " + path + " is empty (0 bytes); delete or replace it");
   const std::string bytes = read_file(path);
+  if (const std::string bad = jpeg_table_problem(bytes); !bad.empty())
+    throw Error("cannot decode image " + path + ": " + bad +
+                " (corrupt JPEG; delete or replace it)");
   int w = 0, h = 0, stored = 0;
+  if (stbi_info_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()),
+                            static_cast<int>(bytes.size()), &w, &h, &stored) &&
+      int64_t(w) * h > kMaxPixels)
+    throw Error("image " + path + " claims " + std::to_string(w) + " x " + std::to_string(h) +
+                " pixels, more than this program reads (" + std::to_string(kMaxPixels) +
+                "); resize it");
   unsigned char* pixels =
       stbi_load_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()),
                             static_cast<int>(bytes.size()), &w, &h, &stored, channels);

@@ -92,9 +92,19 @@ torch::Tensor read_npy(const std::string& path) {
   std::vector<int64_t> shape;
   const std::string dims = m[1];
   std::regex num(R"(\d+)");
+  // The data's size decides what is allocated: a header's dimensions alone never do.
+  const size_t have = bytes.size() - start - header_len;
+  size_t numel = 1;
   for (auto it = std::sregex_iterator(dims.begin(), dims.end(), num); it != std::sregex_iterator();
-       ++it)
-    shape.push_back(std::stoll(it->str()));
+       ++it) {
+    const std::string d = it->str();
+    if (d.size() > 12)  // 10^12 and more: no array of such a dimension fits in memory
+      throw Error(path + ": .npy shape (" + dims +
+                  ") is implausible; the file is corrupt, re-save it");
+    const size_t v = std::stoull(d);
+    numel = v == 0 ? 0 : (numel > have / v ? have + 1 : numel * v);
+    shape.push_back(static_cast<int64_t>(v));
+  }
 
   torch::ScalarType type;
   if (descr == "|u1" || descr == "<u1") {
@@ -109,13 +119,13 @@ torch::Tensor read_npy(const std::string& path) {
     throw Error(path + ": .npy dtype '" + descr +
                 "' is not supported (use uint8, little-endian float32, float64 or int64)");
   }
+  const size_t elem = c10::elementSize(type);
+  if (numel > have || numel * elem > have)
+    throw Error(path + ": .npy data is truncated (shape (" + dims + ") needs more than the " +
+                std::to_string(have) + " bytes present); re-save the file");
   torch::Tensor t = torch::empty(shape, type);
   const size_t need = static_cast<size_t>(t.nbytes());
-  const size_t have = bytes.size() - start - header_len;
-  if (have < need)
-    throw Error(path + ": .npy data is truncated (expected " + std::to_string(need) +
-                " bytes, got " + std::to_string(have) + "); re-save the file");
-  std::memcpy(t.data_ptr(), bytes.data() + start + header_len, need);
+  if (need > 0) std::memcpy(t.data_ptr(), bytes.data() + start + header_len, need);
   return t;
 }
 

@@ -1,5 +1,7 @@
 #include "genmodels/train/checkpoint.h"
 
+#include <zlib.h>
+
 #include <filesystem>
 
 #include "genmodels/core/atomic_file.h"
@@ -17,13 +19,63 @@ void write_archive_atomic(const std::string& path, torch::serialize::OutputArchi
   });
 }
 
+namespace {
+
+uint32_t le32(const unsigned char* p) {
+  return uint32_t(p[0]) | (uint32_t(p[1]) << 8) | (uint32_t(p[2]) << 16) | (uint32_t(p[3]) << 24);
+}
+uint16_t le16(const unsigned char* p) { return uint16_t(p[0] | (p[1] << 8)); }
+
+// LibTorch's archive reader trusts the bytes it is given: a flipped byte in a checkpoint's code
+// or pickle can crash it (found by fuzz_checkpoint: a segfault in its TorchScript type parser).
+// Every record of the zip container carries a CRC-32, so the file is checked record by record
+// before LibTorch reads it; returns "" when it is sound.
+std::string zip_problem(const std::string& b) {
+  const auto* u = reinterpret_cast<const unsigned char*>(b.data());
+  const size_t n = b.size();
+  if (n < 22) return "too short for a zip archive";
+  size_t eocd = std::string::npos;  // end of central directory, within the last 64 KiB + 22
+  for (size_t i = n - 22 + 1; i-- > (n > 65557 ? n - 65557 : 0);)
+    if (le32(u + i) == 0x06054b50) {
+      eocd = i;
+      break;
+    }
+  if (eocd == std::string::npos) return "no zip directory (truncated?)";
+  const size_t entries = le16(u + eocd + 10);
+  size_t p = le32(u + eocd + 16);
+  if (le32(u + eocd + 16) == 0xFFFFFFFFu) return "";  // zip64 (> 4 GiB): left to LibTorch
+  if (entries == 0 || p + le32(u + eocd + 12) > eocd) return "broken zip directory";
+  for (size_t e = 0; e < entries; ++e) {
+    if (p + 46 > n || le32(u + p) != 0x02014b50) return "broken zip directory";
+    const unsigned method = le16(u + p + 10);
+    const uint32_t crc = le32(u + p + 16), size = le32(u + p + 20);
+    const size_t name = le16(u + p + 28), extra = le16(u + p + 30), comment = le16(u + p + 32);
+    const size_t local = le32(u + p + 42);
+    p += 46 + name + extra + comment;
+    if (size == 0xFFFFFFFFu || local == 0xFFFFFFFFu) continue;  // zip64 sizes
+    if (local + 30 > n || le32(u + local) != 0x04034b50) return "broken zip record";
+    const size_t data = local + 30 + le16(u + local + 26) + le16(u + local + 28);
+    if (data + size > n) return "zip record runs past the end (truncated?)";
+    if (method != 0) continue;  // LibTorch stores records uncompressed
+    if (crc32(0L, u + data, size) != crc) return "a zip record fails its CRC-32 check";
+  }
+  return "";
+}
+
+}  // namespace
+
 torch::serialize::InputArchive open_checkpoint(const std::string& path) {
   if (!std::filesystem::exists(path))
     throw Error("no checkpoint at " + path + " (train first, or point to a run directory)");
+  if (std::filesystem::is_directory(path))
+    throw Error(path + " is a directory, not a checkpoint file");
+  if (const std::string bad = zip_problem(read_file(path)); !bad.empty())
+    throw Error(path + " is not a readable genmodels checkpoint (" + bad +
+                "; restore a copy or train again)");
   torch::serialize::InputArchive archive;
   try {
     archive.load_from(path);
-  } catch (const c10::Error&) {
+  } catch (const std::exception&) {  // c10::Error, torch::jit::ErrorReport, ...
     throw Error(path + " is not a readable genmodels checkpoint (corrupt or truncated; " +
                 "restore a copy or train again)");
   }
@@ -35,7 +87,8 @@ Json read_checkpoint_meta(const std::string& path) {
   c10::IValue meta;
   if (!archive.try_read("meta", meta) || !meta.isString())
     throw Error(path + " has no genmodels metadata (not a genmodels checkpoint)");
-  Json j = Json::parse(meta.toStringRef());
+  Json j = Json::parse(meta.toStringRef(), nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) throw Error(path + " has corrupt genmodels metadata (not JSON)");
   if (j.value("format", 1) != kCheckpointFormat)
     throw Error(path + " was written by an older genmodels (checkpoint format " +
                 std::to_string(j.value("format", 1)) + ", this one reads " +
