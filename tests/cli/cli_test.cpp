@@ -216,3 +216,38 @@ TEST(Cli, SampleKeysAreStoredInTheRunAndOverridable) {
   expect_error("sample " + run + " --temperature 0.7", "sample.temperature");
   expect_error("sample " + run + " --sampler euler_z", "ddpm, ddim");
 }
+
+// Paths that cannot work (a directory for a file, a file for a directory, a missing parent, a
+// file that is no checkpoint): one line, status 2, before any work, and nothing overwritten.
+TEST(Cli, BadPathsAreOneLineErrorsAndNothingIsOverwritten) {
+  const std::string run = fresh("badpaths_run"), dir = fresh("badpaths_dir");
+  fs::create_directories(dir);
+  const std::string file = dir + "/keep.txt";
+  std::ofstream(file) << "keep";
+  ASSERT_EQ(cli("train ddpm --data moons --steps 2 --set model.mlp_hidden=8 --out " + run).status,
+            0);
+  expect_error("train ddpm --config " + dir + " --steps 1", "is actually a directory");
+  expect_error("train ddpm --data moons --steps 1 --out " + file, "is a file, not a directory");
+  expect_error("train ddpm --data moons --steps 1 --out " + file + "/sub",
+               "is a file, so the directory cannot be made");
+  expect_error("sample " + run + " --n 2 --npy " + dir, "--npy " + dir + " is a directory");
+  expect_error("sample " + run + " --n 2 --npy " + dir + "/missing/x.npy",
+               "does not exist (create it first)");
+  expect_error("sample " + run + " --n 2 --out " + file, "is a file, not a directory");
+  expect_error("eval " + run + " --n 10 --json " + dir, "--json " + dir + " is a directory");
+  expect_error("sample " + file, "is not a readable genmodels checkpoint");
+  expect_error("train ddpm --data folder:" + file + " --steps 1", file);
+  EXPECT_EQ(gm::read_file(file), "keep");
+  if (::geteuid() != 0) {  // root reads and writes through permissions
+    fs::permissions(file, fs::perms::none);
+    expect_error("train ddpm --config " + file + " --steps 1", file);
+    fs::permissions(file, fs::perms::owner_read | fs::perms::owner_write);
+    const std::string before = gm::read_file(run + "/checkpoint.pt");
+    fs::permissions(run, fs::perms::owner_read | fs::perms::owner_exec);
+    Result ro = cli("train --resume --steps 4 --out " + run);
+    fs::permissions(run, fs::perms::owner_all);
+    EXPECT_EQ(ro.status, 2) << ro.err;
+    EXPECT_EQ(std::count(ro.err.begin(), ro.err.end(), '\n'), 1) << ro.err;
+    EXPECT_EQ(gm::read_file(run + "/checkpoint.pt"), before);
+  }
+}

@@ -68,7 +68,30 @@ void commit(const std::string& tmp, const std::string& path) {
 
 }  // namespace
 
+void check_output_file(const std::string& path, const std::string& flag) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec))
+    throw Error(flag + " " + path + " is a directory; give a file name (e.g. " +
+                (fs::path(path) / "out").string() + ")");
+  const fs::path parent = fs::path(path).parent_path();
+  if (!parent.empty() && !fs::is_directory(parent, ec))
+    throw Error(flag + " " + path + ": the directory " + parent.string() +
+                (fs::exists(parent, ec) ? " is a file" : " does not exist (create it first)"));
+}
+
+void check_output_dir(const std::string& path, const std::string& flag) {
+  std::error_code ec;
+  fs::path p = fs::absolute(path, ec);
+  if (fs::exists(p, ec) && !fs::is_directory(p, ec))
+    throw Error(flag + " " + path + " is a file, not a directory; choose another path");
+  while (!p.empty() && !fs::exists(p, ec) && p != p.parent_path()) p = p.parent_path();
+  if (!p.empty() && fs::exists(p, ec) && !fs::is_directory(p, ec))
+    throw Error(flag + " " + path + ": " + p.string() +
+                " is a file, so the directory cannot be made");
+}
+
 void write_file_atomic(const std::string& path, const std::function<void(std::ostream&)>& write) {
+  check_output_file(path, "output");
   const std::string tmp = temp_name_for(path);
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);

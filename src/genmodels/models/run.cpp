@@ -89,6 +89,7 @@ std::string format_report(const Json& report) {
 }  // namespace
 
 std::string run_train(const TrainArgs& a) {
+  if (!a.out.empty()) check_output_dir(a.out, "--out");
   const int threads = set_threads(a.threads);
   warn_if_reference_blas();
 
@@ -224,6 +225,11 @@ std::unique_ptr<Model> load_trained_model(const std::string& run) {
 }
 
 TranslateResult run_translate(const TranslateArgs& a) {
+  if (!a.out.empty()) {  // made first: --npy may go inside it
+    check_output_dir(a.out, "--out");
+    make_dirs(a.out);
+  }
+  if (!a.npy.empty()) check_output_file(a.npy, "--npy");
   set_threads(a.threads);
   LoadedRun r = load_run(a.run, a.raw_weights, a.sets);
   if (r.model->default_direction().empty())
@@ -371,6 +377,11 @@ SampleResult sample_run(const SampleArgs& a) {
 }
 
 std::string run_sample(const SampleArgs& a) {
+  if (!a.out.empty()) {  // made first: --npy may go inside it
+    check_output_dir(a.out, "--out");
+    make_dirs(a.out);
+  }
+  if (!a.npy.empty()) check_output_file(a.npy, "--npy");
   const auto t0 = std::chrono::steady_clock::now();
   SampleResult res = sample_run(a);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -444,6 +455,7 @@ EvalResult run_eval(const EvalArgs& a) {
   torch::Tensor scored, scored_labels;  // float [-1, 1] images and their classes, for clip_score
   EvalResult out;
   out.json_path = a.json;
+  if (!a.json.empty()) check_output_file(a.json, "--json");
   Json& result = out.result;
   if (want_nll && !is_run)
     throw Error("eval: metric nll needs a run directory (samples have no likelihood)");

@@ -26,6 +26,22 @@ uint32_t le32(const unsigned char* p) {
 }
 uint16_t le16(const unsigned char* p) { return uint16_t(p[0] | (p[1] << 8)); }
 
+// Raw deflate data of `n` bytes inflates to exactly `want` bytes with CRC-32 `crc`.
+bool inflates_to(const unsigned char* src, size_t n, size_t want, uint32_t crc) {
+  std::string out(want, '\0');
+  z_stream z{};
+  if (inflateInit2(&z, -15) != Z_OK) return false;
+  z.next_in = const_cast<unsigned char*>(src);
+  z.avail_in = static_cast<uInt>(n);
+  z.next_out = reinterpret_cast<unsigned char*>(out.data());
+  z.avail_out = static_cast<uInt>(want);
+  const int r = inflate(&z, Z_FINISH);
+  const bool ok = r == Z_STREAM_END && z.total_out == want;
+  inflateEnd(&z);
+  return ok && crc32(0L, reinterpret_cast<const unsigned char*>(out.data()),
+                     static_cast<uInt>(want)) == crc;
+}
+
 // LibTorch's archive reader trusts the bytes it is given: a flipped byte in a checkpoint's code
 // or pickle can crash it (found by fuzz_checkpoint: a segfault in its TorchScript type parser).
 // Every record of the zip container carries a CRC-32, so the file is checked record by record
@@ -43,21 +59,33 @@ std::string zip_problem(const std::string& b) {
   if (eocd == std::string::npos) return "no zip directory (truncated?)";
   const size_t entries = le16(u + eocd + 10);
   size_t p = le32(u + eocd + 16);
-  if (le32(u + eocd + 16) == 0xFFFFFFFFu) return "";  // zip64 (> 4 GiB): left to LibTorch
+  if (le32(u + eocd + 16) == 0xFFFFFFFFu)  // zip64: past 4 GiB, left to LibTorch
+    return n >= (size_t(1) << 32) ? "" : "a small file claims a zip64 directory";
   if (entries == 0 || p + le32(u + eocd + 12) > eocd) return "broken zip directory";
   for (size_t e = 0; e < entries; ++e) {
     if (p + 46 > n || le32(u + p) != 0x02014b50) return "broken zip directory";
     const unsigned method = le16(u + p + 10);
-    const uint32_t crc = le32(u + p + 16), size = le32(u + p + 20);
+    const uint32_t crc = le32(u + p + 16), size = le32(u + p + 20), usize = le32(u + p + 24);
     const size_t name = le16(u + p + 28), extra = le16(u + p + 30), comment = le16(u + p + 32);
     const size_t local = le32(u + p + 42);
     p += 46 + name + extra + comment;
-    if (size == 0xFFFFFFFFu || local == 0xFFFFFFFFu) continue;  // zip64 sizes
+    // LibTorch stores tensors and deflates its TorchScript code; zip64 fields only past 4 GiB.
+    if ((method != 0 && method != 8) || (method == 0 && size != usize) ||
+        (method == 8 && usize > (64u << 20)))
+      return "a zip record is not stored or deflated as LibTorch writes them";
+    if (size == 0xFFFFFFFFu || local == 0xFFFFFFFFu) {
+      if (n < (size_t(1) << 32)) return "a zip record claims zip64 sizes in a small file";
+      continue;
+    }
     if (local + 30 > n || le32(u + local) != 0x04034b50) return "broken zip record";
     const size_t data = local + 30 + le16(u + local + 26) + le16(u + local + 28);
     if (data + size > n) return "zip record runs past the end (truncated?)";
-    if (method != 0) continue;  // LibTorch stores records uncompressed
-    if (crc32(0L, u + data, size) != crc) return "a zip record fails its CRC-32 check";
+    if (le16(u + local + 8) != method)  // (its CRC is in a data descriptor: the directory's counts)
+      return "a zip record's local header disagrees with the directory";
+    if (method == 8 && !inflates_to(u + data, size, usize, crc))
+      return "a compressed zip record fails to inflate to its CRC-32";
+    if (method == 0 && crc32(0L, u + data, size) != crc)
+      return "a zip record fails its CRC-32 check";
   }
   return "";
 }

@@ -521,7 +521,13 @@ TrainResult Trainer::run(const PreviewFn& preview_fn, const MonitorFn& monitor_f
   const torch::Device device(options_.device);
   const std::string ckpt = run_.checkpoint();
   std::optional<JsonlWriter> log;
-  if (primary()) log.emplace(run_.metrics(), /*append=*/true);
+  if (primary()) {
+    if (step_ == 0) {  // a fresh start over an attempt killed before its first checkpoint
+      trim_metrics(run_.metrics(), 0);
+      run_.remove_stale_temp_files();
+    }
+    log.emplace(run_.metrics(), /*append=*/true);
+  }
   if (step_ == 0) {  // before ranks > 0 reseed: every rank initialises alike
     auto b = batcher_.peek_global();
     model_.data_init({b.x.to(device), b.y.to(device)});
