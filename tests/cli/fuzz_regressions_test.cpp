@@ -42,3 +42,17 @@ TEST(FuzzRegressions, EveryFoundInputIsRefusedCleanly) {
                 .numel(),
             0);
 }
+
+// JPEG goes through libjpeg-turbo (the fuzzed stb decoder is only used for PNG and BMP).
+TEST(FuzzRegressions, JpegDecodesThroughLibjpeg) {
+  const std::string dir = std::string(GM_SOURCE_DIR) + "/fuzz/corpus/image/";
+  const torch::Tensor rgb = gm::io::read_image(dir + "rgb.jpg", 0);
+  EXPECT_EQ(rgb.sizes(), (std::vector<int64_t>{3, 5, 3}));
+  // The seed's pixels are 0, 5, ..., 220 in order (mean 110), through JPEG's loss.
+  EXPECT_NEAR(rgb.to(torch::kFloat32).mean().item<float>(), 110.0f, 12.0f);
+  // stb_image_write stores even gray pictures as three-component JPEGs.
+  EXPECT_EQ(gm::io::read_image(dir + "gray.jpg", 0).sizes(), (std::vector<int64_t>{4, 4, 3}));
+  EXPECT_EQ(gm::io::read_image(dir + "gray.jpg", 1).sizes(), (std::vector<int64_t>{4, 4, 1}));
+  EXPECT_EQ(gm::io::read_image(dir + "rgb.jpg", 1).sizes(), (std::vector<int64_t>{3, 5, 1}));
+  EXPECT_EQ(gm::io::read_image(dir + "rgb.jpg", 4).sizes(), (std::vector<int64_t>{3, 5, 4}));
+}

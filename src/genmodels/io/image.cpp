@@ -2,8 +2,12 @@
 // IEND) and image decoding with stb_image (the one translation unit holding its implementation).
 #include "genmodels/io/image.h"
 
+#include <jpeglib.h>
 #include <zlib.h>
 
+#include <csetjmp>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <system_error>
@@ -12,9 +16,8 @@
 #include "genmodels/core/error.h"
 
 #define STB_IMAGE_IMPLEMENTATION
-// Only the formats the program reads: every other decoder is attack surface (#19's fuzzing).
+// PNG and BMP only (JPEG: libjpeg-turbo, below); every other decoder is attack surface.
 #define STBI_ONLY_PNG
-#define STBI_ONLY_JPEG
 #define STBI_ONLY_BMP
 // A 54-byte BMP may claim 3 million rows (fuzz_image): sizes are capped before any allocation.
 #define STBI_MAX_DIMENSIONS (1 << 14)
@@ -177,58 +180,68 @@ std::map<std::string, std::string> read_png_text(const std::string& path) {
 
 namespace {
 
-// Debian's stb_image (git 2022-09-08) writes past its 257-entry Huffman size table when a JPEG's
-// DHT segment declares more than 256 codes (found by fuzz_image). JPEG allows at most 256 symbols
-// per table, so such files are refused before stb sees them. Walks the markers up to the first
-// scan; returns "" when the tables are sound (or the bytes are not a JPEG).
 constexpr int64_t kMaxPixels = int64_t(1) << 26;  // 8192 x 8192
 
-std::string jpeg_table_problem(const std::string& b) {
-  const auto* u = reinterpret_cast<const unsigned char*>(b.data());
-  const size_t n = b.size();
-  size_t i = 0;  // stb accepts any run of 0xFF fill bytes before the SOI marker
-  while (i < n && u[i] == 0xFF) ++i;
-  if (i == 0 || i >= n || u[i] != 0xD8) return "";
-  ++i;
-  while (i + 4 <= n) {
-    if (u[i] != 0xFF) {  // padding between segments: stb scans on to the next marker, so do we
-      ++i;
-      continue;
-    }
-    const unsigned marker = u[i + 1];
-    if (marker == 0xFF) {  // fill byte
-      ++i;
-      continue;
-    }
-    if (marker == 0xD8 || marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) {
-      i += 2;
-      continue;
-    }
-    if (marker == 0xD9) return "";
-    const size_t len = (size_t(u[i + 2]) << 8) | u[i + 3];
-    if (len < 2) return "";
-    if (marker == 0xC4) {  // DHT: tables of (class/id, 16 counts, symbols), read as stb does:
-      size_t p = i + 4;    // while the segment has bytes left, past the file's end as zeros
-      const size_t end = i + 2 + len;
-      while (p < end && p < n) {
-        size_t codes = 0;
-        for (size_t k = p + 1; k <= p + 16 && k < n; ++k) codes += u[k];
-        if (codes > 256)
-          return "a Huffman table declares " + std::to_string(codes) + " codes (at most 256)";
-        p += 17 + codes;
-      }
-    }
-    if (i + 2 + len > n) return "";
-    if (marker == 0xDA) {  // a scan: entropy-coded data runs to the next marker
-      i += 2 + len;
-      while (i + 1 < n &&
-             !(u[i] == 0xFF && u[i + 1] != 0x00 && (u[i + 1] < 0xD0 || u[i + 1] > 0xD7)))
-        ++i;
-      continue;
-    }
-    i += 2 + len;
+// JPEG goes through libjpeg-turbo. Debian's stb_image (git 2022-09-08) writes past its Huffman
+// size table when a DHT segment declares more than 256 codes, and shifts by negative amounts on
+// corrupt entropy-coded data (both found by fuzz_image); libjpeg-turbo is the decoder OSS-Fuzz
+// keeps fuzzing. Its errors longjmp back here, so no C++ object lives across the decode: the
+// pixels go to a malloc'd buffer owned by plain pointers.
+struct JpegError {
+  jpeg_error_mgr mgr;
+  std::jmp_buf jump;
+  char message[JMSG_LENGTH_MAX];
+};
+
+extern "C" void jpeg_error_exit(j_common_ptr c) {
+  auto* e = reinterpret_cast<JpegError*>(c->err);
+  (*c->err->format_message)(c, e->message);
+  std::longjmp(e->jump, 1);
+}
+
+extern "C" void jpeg_quiet(j_common_ptr, int) {}  // warnings (e.g. truncated data) are not fatal
+
+// Decodes to gray (channels 1, or 0 for a gray file) or RGB; returns the malloc'd pixels or nullptr
+// with `error` set.
+unsigned char* decode_jpeg(const std::string& bytes, int channels, int* w, int* h, int* c,
+                           char* error, size_t error_size) {
+  jpeg_decompress_struct cinfo;
+  JpegError err;
+  cinfo.err = jpeg_std_error(&err.mgr);
+  err.mgr.error_exit = jpeg_error_exit;
+  err.mgr.emit_message = jpeg_quiet;
+  unsigned char* volatile pixels = nullptr;
+  if (setjmp(err.jump)) {
+    std::snprintf(error, error_size, "%s", err.message);
+    std::free(pixels);
+    jpeg_destroy_decompress(&cinfo);
+    return nullptr;
   }
-  return "";
+  jpeg_create_decompress(&cinfo);
+  jpeg_mem_src(&cinfo, reinterpret_cast<const unsigned char*>(bytes.data()),
+               static_cast<unsigned long>(bytes.size()));
+  jpeg_read_header(&cinfo, TRUE);
+  if (int64_t(cinfo.image_width) * cinfo.image_height > kMaxPixels) {
+    std::snprintf(error, error_size, "it claims %u x %u pixels, more than this program reads",
+                  cinfo.image_width, cinfo.image_height);
+    jpeg_destroy_decompress(&cinfo);
+    return nullptr;
+  }
+  const bool gray = channels == 1 || (channels == 0 && cinfo.num_components == 1);
+  cinfo.out_color_space = gray ? JCS_GRAYSCALE : JCS_RGB;
+  jpeg_start_decompress(&cinfo);
+  *w = static_cast<int>(cinfo.output_width);
+  *h = static_cast<int>(cinfo.output_height);
+  *c = cinfo.output_components;
+  const size_t stride = size_t(*w) * size_t(*c);
+  pixels = static_cast<unsigned char*>(std::malloc(stride * size_t(*h) + 1));
+  while (cinfo.output_scanline < cinfo.output_height) {
+    JSAMPROW row = pixels + stride * cinfo.output_scanline;
+    jpeg_read_scanlines(&cinfo, &row, 1);
+  }
+  jpeg_finish_decompress(&cinfo);
+  jpeg_destroy_decompress(&cinfo);
+  return pixels;
 }
 
 }  // namespace
@@ -245,10 +258,20 @@ torch::Tensor read_image(const std::string& path, int channels) {
   if (std::filesystem::file_size(path, ec) == 0 && !ec)
     throw Error("image " + path + " is empty (0 bytes); delete or replace it");
   const std::string bytes = read_file(path);
-  if (const std::string bad = jpeg_table_problem(bytes); !bad.empty())
-    throw Error("cannot decode image " + path + ": " + bad +
-                " (corrupt JPEG; delete or replace it)");
   int w = 0, h = 0, stored = 0;
+  if (bytes.size() >= 3 && static_cast<unsigned char>(bytes[0]) == 0xFF &&
+      static_cast<unsigned char>(bytes[1]) == 0xD8) {
+    char error[JMSG_LENGTH_MAX + 64] = {0};
+    unsigned char* px = decode_jpeg(bytes, channels, &w, &h, &stored, error, sizeof error);
+    if (px == nullptr)
+      throw Error("cannot decode image " + path + ": " + error +
+                  " (corrupt JPEG; delete or replace it)");
+    torch::Tensor out =
+        torch::from_blob(px, {h, w, stored}, torch::kUInt8).clone();  // then the buffer goes
+    std::free(px);
+    if (channels == 4) out = torch::cat({out, torch::full({h, w, 1}, 255, torch::kUInt8)}, 2);
+    return out;
+  }
   if (stbi_info_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()),
                             static_cast<int>(bytes.size()), &w, &h, &stored) &&
       int64_t(w) * h > kMaxPixels)
