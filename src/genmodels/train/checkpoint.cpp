@@ -97,12 +97,13 @@ torch::serialize::InputArchive open_checkpoint(const std::string& path) {
     throw Error("no checkpoint at " + path + " (train first, or point to a run directory)");
   if (std::filesystem::is_directory(path))
     throw Error(path + " is a directory, not a checkpoint file");
-  if (const std::string bad = zip_problem(read_file(path)); !bad.empty())
+  const std::string bytes = read_file(path);  // read once: checked, then parsed from memory
+  if (const std::string bad = zip_problem(bytes); !bad.empty())
     throw Error(path + " is not a readable genmodels checkpoint (" + bad +
                 "; restore a copy or train again)");
   torch::serialize::InputArchive archive;
   try {
-    archive.load_from(path);
+    archive.load_from(bytes.data(), bytes.size());
   } catch (const std::exception&) {  // c10::Error, torch::jit::ErrorReport, ...
     throw Error(path + " is not a readable genmodels checkpoint (corrupt or truncated; " +
                 "restore a copy or train again)");
