@@ -238,16 +238,58 @@ TEST(Cli, BadPathsAreOneLineErrorsAndNothingIsOverwritten) {
   expect_error("sample " + file, "is not a readable genmodels checkpoint");
   expect_error("train ddpm --data folder:" + file + " --steps 1", file);
   EXPECT_EQ(gm::read_file(file), "keep");
-  if (::geteuid() != 0) {  // root reads and writes through permissions
-    fs::permissions(file, fs::perms::none);
-    expect_error("train ddpm --config " + file + " --steps 1", file);
-    fs::permissions(file, fs::perms::owner_read | fs::perms::owner_write);
-    const std::string before = gm::read_file(run + "/checkpoint.pt");
-    fs::permissions(run, fs::perms::owner_read | fs::perms::owner_exec);
-    Result ro = cli("train --resume --steps 4 --out " + run);
-    fs::permissions(run, fs::perms::owner_all);
-    EXPECT_EQ(ro.status, 2) << ro.err;
-    EXPECT_EQ(std::count(ro.err.begin(), ro.err.end(), '\n'), 1) << ro.err;
-    EXPECT_EQ(gm::read_file(run + "/checkpoint.pt"), before);
+}
+
+// Permissions (an unreadable config, checkpoint or image folder; a read-only run directory or
+// output folder): one line naming the path, status 2, before any work, nothing overwritten. Root
+// reads and writes through permissions, so as root the commands run as the user nobody.
+TEST(Cli, PermissionDeniedIsOneLineErrorAndNothingIsOverwritten) {
+  std::string as_user;
+  if (::geteuid() == 0) {
+    if (shell("command -v setpriv").status != 0) {
+      GTEST_SKIP() << "root without setpriv";
+    }
+    as_user = "setpriv --reuid=65534 --regid=65534 --clear-groups ";
   }
+  const std::string dir = fresh("perms");
+  const std::string run = dir + "/run", ro = dir + "/readonly", cfg = dir + "/config.toml",
+                    imgs = dir + "/images";
+  ASSERT_EQ(cli("train ddpm --data moons --steps 2 --set model.mlp_hidden=8 --out " + run).status,
+            0);
+  fs::create_directories(ro);
+  fs::create_directories(imgs);
+  std::ofstream(cfg) << "[train]\nlr = 0.001\n";
+  if (!as_user.empty()) {
+    ASSERT_EQ(shell("chown -R 65534:65534 " + dir).status, 0);
+  }
+  auto expect = [&](const std::string& args, const std::string& needle) {
+    Result r = shell(as_user + GM_CLI + " " + args);
+    EXPECT_EQ(r.status, 2) << args << "\n" << r.err;
+    EXPECT_NE(r.err.find(needle), std::string::npos) << "wanted '" << needle << "' in: " << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << args << "\n" << r.err;
+    EXPECT_EQ(r.err.find("sample "), std::string::npos) << "worked before failing: " << r.err;
+  };
+  const std::string before = gm::read_file(run + "/checkpoint.pt");
+  fs::permissions(cfg, fs::perms::none);
+  fs::permissions(imgs, fs::perms::none);
+  fs::permissions(ro, fs::perms::owner_read | fs::perms::owner_exec);
+  expect("train ddpm --config " + cfg + " --steps 1 --out " + dir + "/new", cfg);
+  expect("train ddpm --data folder:" + imgs + " --steps 1 --out " + dir + "/new2",
+         "cannot list the folder " + imgs);
+  expect("sample " + run + " --n 2 --npy " + ro + "/x.npy", ro + " is not writable");
+  expect("sample " + run + " --n 2 --out " + ro + "/grid", ro + " is not writable");
+  expect("eval " + run + " --n 10 --json " + ro + "/eval.json", ro + " is not writable");
+  expect("train ddpm --data moons --steps 1 --out " + ro + "/run", ro + " is not writable");
+  fs::permissions(run, fs::perms::owner_read | fs::perms::owner_exec);  // a read-only run
+  expect("train --resume --steps 4 --out " + run, "is not writable");
+  expect("eval " + run + " --n 10", "is not writable");
+  fs::permissions(run, fs::perms::owner_all);
+  fs::permissions(run + "/checkpoint.pt", fs::perms::none);
+  expect("sample " + run + " --n 2 --npy " + dir + "/x.npy", run + "/checkpoint.pt");
+  fs::permissions(run + "/checkpoint.pt", fs::perms::owner_read | fs::perms::owner_write);
+  EXPECT_EQ(gm::read_file(run + "/checkpoint.pt"), before);
+  EXPECT_FALSE(fs::exists(dir + "/new") || fs::exists(dir + "/new2") || fs::exists(dir + "/x.npy"));
+  EXPECT_TRUE(fs::is_empty(ro));
+  fs::permissions(imgs, fs::perms::owner_all);
+  fs::permissions(ro, fs::perms::owner_all);
 }

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
@@ -66,6 +67,13 @@ void commit(const std::string& tmp, const std::string& path) {
   fsync_path(parent.empty() ? "." : parent.string(), true);
 }
 
+// A directory this process may create entries in (write and search permission); root passes.
+void check_writable_dir(const fs::path& dir, const std::string& flag, const std::string& path) {
+  if (::access(dir.c_str(), W_OK | X_OK) != 0)
+    throw Error(flag + " " + path + ": the directory " + dir.string() + " is not writable (" +
+                std::strerror(errno) + "; check its permissions or choose another path)");
+}
+
 }  // namespace
 
 void check_output_file(const std::string& path, const std::string& flag) {
@@ -77,6 +85,7 @@ void check_output_file(const std::string& path, const std::string& flag) {
   if (!parent.empty() && !fs::is_directory(parent, ec))
     throw Error(flag + " " + path + ": the directory " + parent.string() +
                 (fs::exists(parent, ec) ? " is a file" : " does not exist (create it first)"));
+  check_writable_dir(parent.empty() ? fs::path(".") : parent, flag, path);
 }
 
 void check_output_dir(const std::string& path, const std::string& flag) {
@@ -88,6 +97,7 @@ void check_output_dir(const std::string& path, const std::string& flag) {
   if (!p.empty() && fs::exists(p, ec) && !fs::is_directory(p, ec))
     throw Error(flag + " " + path + ": " + p.string() +
                 " is a file, so the directory cannot be made");
+  if (!p.empty()) check_writable_dir(p, flag, path);
 }
 
 void write_file_atomic(const std::string& path, const std::function<void(std::ostream&)>& write) {
@@ -135,6 +145,17 @@ std::string read_file(const std::string& path) {
   std::ostringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+std::vector<std::string> list_directory(const std::string& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  fs::directory_iterator it(dir, ec);
+  for (; !ec && it != fs::directory_iterator(); it.increment(ec))
+    out.push_back(it->path().string());
+  if (ec) throw Error("cannot list the folder " + dir + ": " + ec.message());
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 void make_dirs(const std::string& path) {

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <sstream>
 
+#include "genmodels/core/atomic_file.h"
 #include "genmodels/core/error.h"
 
 namespace gm {
@@ -150,8 +151,9 @@ const ConfigKey& Config::key_or_throw(const std::string& key, const std::string&
 
 void Config::load_toml_file(const std::string& path) {
   toml::table table;
+  const std::string text = read_file(path);  // names the file and the reason it cannot be read
   try {
-    table = toml::parse_file(path);
+    table = toml::parse(text, path);
   } catch (const toml::parse_error& e) {
     const auto& where = e.source().begin;
     throw Error(path + ":" + std::to_string(where.line) + ":" + std::to_string(where.column) +

@@ -27,7 +27,7 @@ std::vector<std::string> images_in(const fs::path& dir, bool recursive) {
     for (auto it = fs::recursive_directory_iterator(
              dir, fs::directory_options::follow_directory_symlink, ec);
          it != fs::recursive_directory_iterator(); it.increment(ec)) {
-      if (ec) break;
+      if (ec) throw Error("cannot list the folder " + dir.string() + ": " + ec.message());
       if (hidden(it->path())) {
         if (it->is_directory()) it.disable_recursion_pending();
         continue;
@@ -35,9 +35,8 @@ std::vector<std::string> images_in(const fs::path& dir, bool recursive) {
       if (it->is_regular_file() && is_image_file(it->path())) out.push_back(it->path().string());
     }
   } else {
-    for (const auto& e : fs::directory_iterator(dir, ec))
-      if (!hidden(e.path()) && e.is_regular_file() && is_image_file(e.path()))
-        out.push_back(e.path().string());
+    for (const auto& f : list_directory(dir.string()))
+      if (!hidden(f) && fs::is_regular_file(f, ec) && is_image_file(f)) out.push_back(f);
   }
   std::sort(out.begin(), out.end());
   return out;
@@ -116,8 +115,9 @@ Dataset load_image_folder(const std::string& dir, const DataOptions& options,
                 ")");
 
   std::vector<std::string> class_dirs;
-  for (const auto& e : fs::directory_iterator(dir, ec))
-    if (e.is_directory() && !hidden(e.path())) class_dirs.push_back(e.path().filename().string());
+  for (const auto& f : list_directory(dir))
+    if (fs::is_directory(f, ec) && !hidden(f))
+      class_dirs.push_back(fs::path(f).filename().string());
   std::sort(class_dirs.begin(), class_dirs.end());
 
   std::vector<std::pair<std::string, int64_t>> files;  // path, label

@@ -8,6 +8,7 @@
 #include <map>
 #include <system_error>
 
+#include "genmodels/core/atomic_file.h"
 #include "genmodels/core/error.h"
 #include "genmodels/data/image_folder.h"
 #include "genmodels/io/image.h"
@@ -38,9 +39,9 @@ fs::path split_dir(const std::string& dir, const std::string& split, const std::
 std::vector<std::string> image_names(const fs::path& dir) {
   std::vector<std::string> out;
   std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
-    const std::string name = e.path().filename().string();
-    if (!name.empty() && name[0] != '.' && e.is_regular_file() && is_image_file(e.path()))
+  for (const auto& f : list_directory(dir.string())) {
+    const std::string name = fs::path(f).filename().string();
+    if (!name.empty() && name[0] != '.' && fs::is_regular_file(f, ec) && is_image_file(f))
       out.push_back(name);
   }
   std::sort(out.begin(), out.end());

@@ -183,9 +183,9 @@ torch::Tensor load_samples(const std::string& path) {
   if (!fs::exists(path)) throw Error(path + " does not exist (give a .npy file or a PNG folder)");
   if (fs::is_directory(path)) {
     std::vector<std::string> files;
-    for (const auto& e : fs::directory_iterator(path))
-      if (e.is_regular_file() && ends_with(e.path().string(), ".png"))
-        files.push_back(e.path().string());
+    std::error_code ec;
+    for (const auto& f : list_directory(path))
+      if (fs::is_regular_file(f, ec) && ends_with(f, ".png")) files.push_back(f);
     std::sort(files.begin(), files.end());
     if (files.empty()) throw Error(path + " holds no .png files");
     std::vector<torch::Tensor> images;

@@ -459,7 +459,10 @@ EvalResult run_eval(const EvalArgs& a) {
   Json& result = out.result;
   if (want_nll && !is_run)
     throw Error("eval: metric nll needs a run directory (samples have no likelihood)");
-  if (is_run && out.json_path.empty()) out.json_path = train::RunDir(a.target).eval_json();
+  if (is_run && out.json_path.empty()) {
+    out.json_path = train::RunDir(a.target).eval_json();
+    check_output_file(out.json_path, "eval:");
+  }
 
   if (eo.metrics.empty() && !want_clip_score) {
     result = {{"metrics", Json::object()}};

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <system_error>
 
+#include "genmodels/core/atomic_file.h"
 #include "genmodels/core/error.h"
 #include "genmodels/data/dataset.h"
 #include "genmodels/data/image_folder.h"
@@ -59,10 +60,11 @@ TranslateInputs read_translate_inputs(const std::string& input, const DataInfo& 
   in.source = input;
   std::error_code ec;
   if (fs::is_directory(input, ec)) {
-    for (const auto& e : fs::directory_iterator(input, ec))
-      if (e.is_regular_file() && data::is_image_file(e.path()) &&
-          e.path().filename().string()[0] != '.')
-        in.names.push_back(e.path().filename().string());
+    for (const auto& f : list_directory(input)) {
+      const std::string name = fs::path(f).filename().string();
+      if (fs::is_regular_file(f, ec) && data::is_image_file(f) && name[0] != '.')
+        in.names.push_back(name);
+    }
     std::sort(in.names.begin(), in.names.end());
     if (in.names.empty())
       throw Error("--input " + input + ": the folder holds no PNG/JPEG/BMP images");
