@@ -11,6 +11,7 @@
 #include "genmodels/data/idx.h"
 #include "genmodels/io/image.h"
 #include "genmodels/io/npy.h"
+#include "genmodels/io/safetensors.h"
 #include "genmodels/train/checkpoint.h"
 
 namespace fs = std::filesystem;
@@ -21,6 +22,7 @@ TEST(FuzzRegressions, EveryFoundInputIsRefusedCleanly) {
       {"idx", [](const std::string& p) { gm::data::read_idx(p); }},
       {"image", [](const std::string& p) { gm::io::read_image(p, 0); }},
       {"checkpoint", [](const std::string& p) { gm::train::read_checkpoint_meta(p); }},
+      {"safetensors", [](const std::string& p) { gm::io::read_safetensors(p); }},
   };
   int files = 0, refused = 0;
   for (const auto& [name, read] : readers)
