@@ -3,14 +3,20 @@
 // included, is one line on stderr and exit status 2.
 #include <CLI/CLI.hpp>
 #include <csignal>
+#include <filesystem>
 #include <iostream>
 #include <sstream>
 
+#include "genmodels/core/atomic_file.h"
 #include "genmodels/core/error.h"
 #include "genmodels/core/launch.h"
+#include "genmodels/core/progress.h"
 #include "genmodels/core/runtime.h"
 #include "genmodels/metrics/evaluate.h"
+#include "genmodels/models/export.h"
+#include "genmodels/models/report.h"
 #include "genmodels/models/run.h"
+#include "genmodels/models/serve.h"
 #include "genmodels/sampling/samplers.h"
 #include "genmodels/train/run_dir.h"
 
@@ -80,7 +86,7 @@ int run(int argc, char** argv) {
       "  genmodels config ddpm > run.toml   (every key, its default and what it does)\n"
       "  genmodels list"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "genmodels 0.1.0");
+  app.set_version_flag("--version", std::string("genmodels ") + gm::version());
   app.option_defaults()->always_capture_default();
 
   // train
@@ -114,13 +120,24 @@ int run(int argc, char** argv) {
   train->add_option("--nproc", nproc,
                     "data-parallel training on N local processes (Gloo; like torchrun "
                     "--nproc-per-node N): train.batch_size is the global batch");
+  train
+      ->add_option("--init", ta.init,
+                   "start from the weights of FILE.safetensors (`genmodels export`; names and "
+                   "shapes must match the model)")
+      ->check(CLI::ExistingFile);
   train->add_option("--stop-at", ta.stop_at, "stop after this step as if interrupted")
       ->group("");  // testing only
 
   // sample
   gm::SampleArgs sa;
   auto* sample = app.add_subcommand("sample", "draw samples from a trained run");
-  sample->add_option("run", sa.run, "run directory")->required();
+  sample->add_option("run", sa.run, "run directory (or a checkpoint file in one)");
+  std::string sample_from;
+  sample->add_option("--from", sample_from,
+                     "regenerate IMG.png from the command in its `parameters` chunk, byte for "
+                     "byte, into --out (default: IMG's folder/regenerated/)");
+  sample->add_option("--regen-file", sa.regen_file)->group("");  // set by --from
+  sample->add_option("--regen-index", sa.regen_index)->group("");
   add_sample_flags(sample, sa.sets);
   sample->add_option("--n", sa.n, "number of samples");
   sample->add_option("--class", sa.class_label, "class to draw (-1: every class in turn)");
@@ -191,6 +208,53 @@ int run(int argc, char** argv) {
   config->add_option("model", config_model, "model name (see `genmodels list`)")->required();
   auto* list = app.add_subcommand("list", "list models, samplers, schedules and datasets");
 
+  // report (models/report.h)
+  gm::ReportArgs ra;
+  auto* report = app.add_subcommand(
+      "report", "write a self-contained HTML report of a run, or a comparison of several runs");
+  report->add_option("runs", ra.runs, "run directories")->required();
+  report->add_option("--out", ra.out,
+                     "HTML file (default RUN/report.html; report.html for several runs)");
+
+  // export, import (models/export.h)
+  gm::ExportArgs xa;
+  auto* exporter = app.add_subcommand(
+      "export", "write a run's weights as safetensors with a config.json (for PyTorch, import)");
+  exporter->add_option("run", xa.run, "run directory (or a checkpoint file in one)")->required();
+  exporter->add_option("--format", xa.format, "weights format")
+      ->check(CLI::IsMember({"safetensors"}));
+  exporter->add_flag("--ema", xa.ema, "the EMA weights (what sample uses) instead of the raw ones");
+  exporter->add_option("--out", xa.out, "output directory (default RUN/export)");
+  gm::ImportArgs ia;
+  auto* importer = app.add_subcommand(
+      "import", "make a run directory (for sample, eval) from a safetensors file and its config");
+  importer->add_option("file", ia.file, "FILE.safetensors (from `genmodels export`)")->required();
+  importer->add_option("--config-json", ia.config_json,
+                       "the config (default: config.json beside FILE)");
+  importer->add_option("--out", ia.out, "the run directory to write")->required();
+  std::string info_png;
+  auto* info = app.add_subcommand(
+      "info", "print the generation parameters a PNG carries (and the command that redraws it)");
+  info->add_option("image", info_png, "a PNG written by genmodels")->required();
+
+  // serve
+  gm::ServeArgs sv;
+  auto* serve = app.add_subcommand(
+      "serve", "serve runs over HTTP: a JSON sampling API and a web page (loopback by default)");
+  serve->add_option("runs", sv.runs, "run directories (each loaded once)")->required();
+  serve->add_option("--port", sv.port, "TCP port (0 = any free port)");
+  serve->add_option("--host", sv.host, "listen address (not loopback: reachable by others)");
+  serve->add_option("--queue", sv.queue, "requests that may wait behind the running one");
+  serve->add_option("--max-n", sv.max_n, "largest n a request may ask for");
+  serve->add_option("--threads", sv.threads, "CPU threads for sampling (0 = all cores)");
+  serve->add_flag("--quiet", sv.quiet, "no line per finished request on stderr");
+
+  // --quiet on every command: no progress bars (errors and results still print).
+  bool quiet = false;
+  for (auto* sub : app.get_subcommands({}))
+    if (!sub->get_option_no_throw("--quiet"))
+      sub->add_flag("--quiet,-q", quiet, "no progress bars");
+
   if (argc > 1 && argv[1][0] != '-') {
     std::string names;
     bool known = false;
@@ -217,6 +281,10 @@ int run(int argc, char** argv) {
     return 2;
   }
 
+  if (quiet) {
+    gm::Progress::set_quiet(true);
+    sa.quiet = true;
+  }
   if (*train) {
     if (ta.model.empty() && !ta.resume)
       throw gm::Error("train: name a model, e.g. `genmodels train ddpm`");
@@ -250,6 +318,30 @@ int run(int argc, char** argv) {
     const std::string run_dir = gm::run_train(ta);
     if (gm::is_primary_process()) std::cout << run_dir << "\n";
   } else if (*sample) {
+    if (!sample_from.empty()) {
+      if (!sa.run.empty())
+        throw gm::Error("sample --from " + sample_from + " takes its run from the image; drop " +
+                        sa.run);
+      int64_t index = -1;
+      std::vector<std::string> words = gm::regeneration_args(sample_from, &index);
+      const std::filesystem::path from(sample_from);
+      const std::string out_dir =
+          sa.out.empty() ? (from.parent_path() / "regenerated").string() : sa.out;
+      gm::check_output_dir(out_dir, "--out");
+      gm::make_dirs(out_dir);
+      std::vector<std::string> args = {argv[0], "sample"};
+      args.insert(args.end(), words.begin(), words.end());
+      for (const std::string& a :
+           {std::string("--regen-file"), out_dir + "/" + from.filename().string(),
+            std::string("--regen-index"), std::to_string(index)})
+        args.push_back(a);
+      if (sa.threads) args.insert(args.end(), {"--threads", std::to_string(sa.threads)});
+      if (quiet) args.push_back("--quiet");
+      std::vector<char*> argv2;
+      for (auto& a : args) argv2.push_back(a.data());
+      return run(static_cast<int>(argv2.size()), argv2.data());
+    }
+    if (sa.run.empty()) throw gm::Error("sample: give a RUN directory (or --from IMG.png)");
     if (!sample_checkpoint.empty())
       sa.run = gm::train::RunDir(sa.run).at_checkpoint(sample_checkpoint).checkpoint();
     gm::run_sample(sa);
@@ -266,8 +358,21 @@ int run(int argc, char** argv) {
     const gm::TranslateResult r = gm::run_translate(tr);
     for (const auto& [key, v] : r.metrics.items())
       if (v.is_number()) std::cout << key << "\t" << v.dump() << "\n";
+  } else if (*serve) {
+    gm::run_serve(sv);
+  } else if (*info) {
+    std::cout << gm::png_info(info_png);
   } else if (*config) {
     std::cout << gm::default_config(config_model);
+  } else if (*exporter) {
+    const gm::ExportResult r = gm::run_export(xa);
+    std::cerr << "genmodels: wrote " << r.tensors << " tensors (" << r.bytes << " bytes) to "
+              << r.weights << " and " << r.config << "\n";
+    std::cout << r.weights << "\n";
+  } else if (*importer) {
+    std::cout << gm::run_import(ia) << "\n";
+  } else if (*report) {
+    std::cout << gm::run_report(ra) << "\n";
   } else if (*list) {
     std::cout << gm::list_registry();
   }

@@ -139,7 +139,7 @@ TEST(Cli, ClassicFitSampleAndErrors) {
 
 TEST(Cli, ParseErrorsAreOneLineWithStatus2) {
   expect_error("train ddpm --bogus", "--bogus");
-  expect_error("sample", "run is required");
+  expect_error("sample", "give a RUN directory");
   expect_error("train ddpm --data moons --steps many", "--steps");
   expect_error("sample /tmp --n", "--n");
   expect_error("frobnicate", "frobnicate");
@@ -236,6 +236,10 @@ TEST(Cli, BadPathsAreOneLineErrorsAndNothingIsOverwritten) {
   expect_error("sample " + run + " --n 2 --out " + file, "is a file, not a directory");
   expect_error("eval " + run + " --n 10 --json " + dir, "--json " + dir + " is a directory");
   expect_error("sample " + file, "is not a readable genmodels checkpoint");
+  expect_error("info " + dir, dir + " is a directory");
+  expect_error("import " + dir + " --out " + dir + "/imported", dir + " is a directory");
+  expect_error("report " + run + " --out " + dir, "is a directory");
+  expect_error("export " + run + " --format safetensors --out " + file, "is a file");
   expect_error("train ddpm --data folder:" + file + " --steps 1", file);
   EXPECT_EQ(gm::read_file(file), "keep");
 }

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <sstream>
@@ -23,16 +24,24 @@ std::string format_duration(double seconds) {
   return buf;
 }
 
+namespace {
+std::atomic<bool> g_quiet{false};
+}  // namespace
+
 bool Progress::stderr_is_terminal() { return ::isatty(STDERR_FILENO) == 1; }
 
-Progress::Progress(int64_t total, int64_t start, std::string label, double line_interval_s)
+void Progress::set_quiet(bool quiet) { g_quiet = quiet; }
+
+Progress::Progress(int64_t total, int64_t start, std::string label, double line_interval_s,
+                   double delay_s)
     : total_(total),
       start_(start),
       step_(start),
       label_(std::move(label)),
       interval_(line_interval_s),
+      delay_(delay_s),
       tty_(stderr_is_terminal()),
-      quiet_(!is_primary_process()),
+      quiet_(!is_primary_process() || g_quiet),
       t0_(std::chrono::steady_clock::now()),
       last_draw_(t0_) {}
 
@@ -69,6 +78,7 @@ void Progress::update(int64_t step, const std::string& extra) {
   if (quiet_) return;
   const auto now = std::chrono::steady_clock::now();
   const double since = std::chrono::duration<double>(now - last_draw_).count();
+  if (delay_ > 0 && std::chrono::duration<double>(now - t0_).count() < delay_) return;
   if (tty_) {
     if (since < 0.2 && step != total_) return;
     std::fprintf(stderr, "\r\033[K%s", line(step, extra).c_str());
@@ -82,7 +92,9 @@ void Progress::update(int64_t step, const std::string& extra) {
 
 void Progress::finish(const std::string& message) {
   if (quiet_) return;
-  if (tty_) std::fprintf(stderr, "\n");
+  const bool drawn = last_draw_ != t0_;
+  if (!drawn && delay_ > 0) return;  // a short job: it drew nothing, it says nothing
+  if (tty_ && drawn) std::fprintf(stderr, "\n");
   if (!message.empty()) std::fprintf(stderr, "%s %s\n", label_.c_str(), message.c_str());
   std::fflush(stderr);
 }

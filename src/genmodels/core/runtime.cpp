@@ -63,6 +63,8 @@ BlasThreadsScope::BlasThreadsScope(int threads) {
 
 BlasThreadsScope::~BlasThreadsScope() { set_openblas_threads(previous_); }
 
+const char* version() { return GM_VERSION; }
+
 bool is_primary_process() {
   const char* rank = std::getenv("RANK");
   return rank == nullptr || *rank == '\0' || std::string(rank) == "0";

@@ -37,6 +37,9 @@ bool blas_is_reference();
 /// Prints a loud warning on stderr when LibTorch runs on reference BLAS (30x slower here).
 void warn_if_reference_blas();
 
+/// The project's version ("0.1.0"; CMake's PROJECT_VERSION).
+const char* version();
+
 /// False in the ranks > 0 of a data-parallel run (environment variable RANK set and not 0):
 /// they train but write no files and draw no progress.
 bool is_primary_process();

@@ -8,6 +8,7 @@
 
 #include "genmodels/core/atomic_file.h"
 #include "genmodels/core/error.h"
+#include "genmodels/core/progress.h"
 #include "genmodels/io/image.h"
 
 namespace gm::data {
@@ -149,10 +150,13 @@ Dataset load_image_folder(const std::string& dir, const DataOptions& options,
   std::vector<torch::Tensor> raw;
   raw.reserve(files.size());
   bool any_color = false;
+  Progress bar(static_cast<int64_t>(files.size()), 0, "load " + dir, 10.0, /*delay_s=*/1.0);
   for (const auto& f : files) {
     raw.push_back(io::read_image(f.first, 0));
     if (raw.back().size(2) >= 3) any_color = true;
+    bar.update(static_cast<int64_t>(raw.size()), "images");
   }
+  bar.finish("");
   const int64_t channels = options.channels > 0 ? options.channels : (any_color ? 3 : 1);
   const int64_t size = options.image_size > 0 ? options.image_size
                                               : std::min(raw.front().size(0), raw.front().size(1));

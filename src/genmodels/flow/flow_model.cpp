@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "genmodels/core/error.h"
+#include "genmodels/core/progress.h"
 #include "genmodels/flow/flow.h"
 #include "genmodels/io/image.h"
 #include "genmodels/io/plot.h"
@@ -188,6 +189,7 @@ class FlowModel : public Model {
     if (n <= 0 || n > test.size()) n = test.size();
     at::Generator gen = at::detail::createCPUGenerator(seed);
     double total = 0;
+    Progress bar(n, 0, "nll", 10.0, /*delay_s=*/1.0);
     for (int64_t i = 0; i < n; i += 500) {
       const int64_t b = std::min<int64_t>(500, n - i);
       torch::Tensor x = test.x.narrow(0, i, b);
@@ -201,7 +203,9 @@ class FlowModel : public Model {
       }
       torch::Tensor ll = torch::logsumexp(torch::stack(lls, 1), 1) - std::log(double(k));
       total += -ll.sum().item<double>();
+      bar.update(i + b, "images, K = " + std::to_string(k));
     }
+    bar.finish("");
     Json r = {{"n", n}, {"nll_nats", total / n}};
     if (info_.is_image()) {
       r["k"] = k;

@@ -15,6 +15,7 @@
 
 #include "genmodels/core/atomic_file.h"
 #include "genmodels/core/error.h"
+#include "genmodels/core/progress.h"
 #include "genmodels/core/runtime.h"
 #include "genmodels/data/dataset.h"
 
@@ -96,10 +97,13 @@ void for_batches(EvaluatorNetImpl& net, const torch::Tensor& images, Fn fn) {
   torch::NoGradGuard no_grad;
   const bool was_training = net.is_training();
   net.eval();
+  Progress bar(images.size(0), 0, "features", 10.0, /*delay_s=*/1.0);
   for (int64_t i = 0; i < images.size(0); i += kBatchEval) {
     torch::Tensor x = images.slice(0, i, std::min(i + kBatchEval, images.size(0)));
     fn(x.to(torch::kFloat32).contiguous());
+    bar.update(std::min(i + kBatchEval, images.size(0)), "images");
   }
+  bar.finish("");
   net.train(was_training);
 }
 
@@ -142,6 +146,7 @@ Evaluator Evaluator::train(const EvaluatorOptions& o, bool verbose) {
   std::vector<int64_t> order(n);
   int64_t step = 0;
   net->train();
+  Progress bar(total, 0, "evaluator", 10.0, /*delay_s=*/1.0);
   for (int64_t epoch = 0; epoch < o.epochs; ++epoch) {
     // Fisher-Yates with our own draw, so the order does not depend on the standard library.
     for (int64_t i = 0; i < n; ++i) order[i] = i;
@@ -163,12 +168,15 @@ Evaluator Evaluator::train(const EvaluatorOptions& o, bool verbose) {
       opt.step();
       loss_sum += loss.item<double>() * double(idx.size(0));
       correct += logits.argmax(1).eq(yb).sum().item<int64_t>();
+      if (verbose)
+        bar.update(step + 1, "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(o.epochs) +
+                                 "  loss " +
+                                 std::to_string(loss_sum / double(b * o.batch_size + idx.size(0))));
     }
-    if (verbose)
-      std::cerr << "evaluator: epoch " << epoch + 1 << "/" << o.epochs << "  loss "
-                << loss_sum / double(n) << "  train acc " << double(correct) / double(n) << "  "
-                << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()
-                << " s\n";
+    if (verbose && epoch + 1 == o.epochs)
+      bar.finish("done: train acc " + std::to_string(double(correct) / double(n)) + " in " +
+                 format_duration(
+                     std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()));
   }
   net->eval();
   Evaluator ev(net, Json::object());

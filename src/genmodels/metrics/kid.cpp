@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "genmodels/core/error.h"
+#include "genmodels/core/progress.h"
 
 namespace gm::metrics {
 
@@ -48,11 +49,14 @@ KidResult kid(const torch::Tensor& x, const torch::Tensor& y, const KidOptions& 
   const int64_t m = std::min({o.subset_size, x.size(0), y.size(0)});
   at::Generator gen = at::detail::createCPUGenerator(o.seed);
   std::vector<double> v(o.subsets);
+  Progress bar(o.subsets, 0, "kid", 10.0, /*delay_s=*/1.0);
   for (int64_t s = 0; s < o.subsets; ++s) {
     torch::Tensor ix = torch::randperm(x.size(0), gen).slice(0, 0, m);
     torch::Tensor iy = torch::randperm(y.size(0), gen).slice(0, 0, m);
     v[s] = mmd2_unbiased_polynomial(x.index_select(0, ix), y.index_select(0, iy));
+    bar.update(s + 1, "subsets");
   }
+  bar.finish("");
   KidResult r;
   for (double e : v) r.mean += e / double(v.size());
   if (v.size() > 1) {

@@ -2,10 +2,20 @@
 #include "genmodels/metrics/precision_recall.h"
 
 #include "genmodels/core/error.h"
+#include "genmodels/core/progress.h"
 
 namespace gm::metrics {
 
-torch::Tensor knn_radii(const torch::Tensor& features, int64_t k, int64_t batch) {
+namespace {
+thread_local int64_t g_rows_done =
+    0;  // rows of all passes of one precision_recall() call, for its bar
+void advance(Progress* progress, int64_t rows) {
+  if (progress) progress->update(g_rows_done += rows, "rows");
+}
+}  // namespace
+
+torch::Tensor knn_radii(const torch::Tensor& features, int64_t k, int64_t batch,
+                        Progress* progress) {
   if (features.dim() != 2 || k < 1 || features.size(0) <= k || batch < 1)
     throw Error("knn_radii: need N x F features with N > k >= 1, got shape " +
                 c10::str(features.sizes()) + " and k = " + std::to_string(k));
@@ -16,12 +26,13 @@ torch::Tensor knn_radii(const torch::Tensor& features, int64_t k, int64_t batch)
     torch::Tensor d = torch::cdist(f.slice(0, i, std::min(n, i + batch)), f);
     // the k+1 smallest distances include the sample itself (0): the last is the k-th neighbour
     radii.push_back(std::get<0>(d.topk(k + 1, 1, /*largest=*/false, /*sorted=*/true)).select(1, k));
+    advance(progress, d.size(0));
   }
   return torch::cat(radii);
 }
 
 double manifold_coverage(const torch::Tensor& queries, const torch::Tensor& manifold,
-                         const torch::Tensor& manifold_radii, int64_t batch) {
+                         const torch::Tensor& manifold_radii, int64_t batch, Progress* progress) {
   if (queries.dim() != 2 || manifold.dim() != 2 || queries.size(1) != manifold.size(1) ||
       manifold_radii.numel() != manifold.size(0))
     throw Error("manifold_coverage: need N x F queries and M x F manifold with M radii, got " +
@@ -35,6 +46,7 @@ double manifold_coverage(const torch::Tensor& queries, const torch::Tensor& mani
   for (int64_t i = 0; i < q.size(0); i += batch) {
     torch::Tensor d = torch::cdist(q.slice(0, i, std::min(q.size(0), i + batch)), m);
     inside += d.le(r).any(1).sum().item<int64_t>();
+    advance(progress, d.size(0));
   }
   return double(inside) / double(q.size(0));
 }
@@ -45,8 +57,11 @@ PrecisionRecall precision_recall(const torch::Tensor& real, const torch::Tensor&
     throw Error("precision_recall: need real and fake N x F features with the same F, got " +
                 c10::str(real.sizes()) + " and " + c10::str(fake.sizes()));
   PrecisionRecall pr;
-  pr.precision = manifold_coverage(fake, real, knn_radii(real, k, batch), batch);
-  pr.recall = manifold_coverage(real, fake, knn_radii(fake, k, batch), batch);
+  Progress bar(2 * (real.size(0) + fake.size(0)), 0, "pr", 10.0, /*delay_s=*/1.0);
+  g_rows_done = 0;
+  pr.precision = manifold_coverage(fake, real, knn_radii(real, k, batch, &bar), batch, &bar);
+  pr.recall = manifold_coverage(real, fake, knn_radii(fake, k, batch, &bar), batch, &bar);
+  bar.finish("");
   return pr;
 }
 

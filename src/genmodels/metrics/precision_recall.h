@@ -8,6 +8,10 @@
 
 #include <cstdint>
 
+namespace gm {
+class Progress;
+}
+
 namespace gm::metrics {
 
 struct PrecisionRecall {
@@ -16,12 +20,15 @@ struct PrecisionRecall {
 };
 
 /// Distance of every row of `features` (N x F) to its k-th nearest other row (eq. (1)'s radius).
-torch::Tensor knn_radii(const torch::Tensor& features, int64_t k = 3, int64_t batch = 1000);
+/// `progress`, when given, advances by the rows done.
+torch::Tensor knn_radii(const torch::Tensor& features, int64_t k = 3, int64_t batch = 1000,
+                        Progress* progress = nullptr);
 
 /// f(q, Phi) averaged over queries: share of rows of `queries` within ||q - phi|| <= radius(phi)
 /// of some row phi of `manifold` (eq. (2)-(3)).
 double manifold_coverage(const torch::Tensor& queries, const torch::Tensor& manifold,
-                         const torch::Tensor& manifold_radii, int64_t batch = 1000);
+                         const torch::Tensor& manifold_radii, int64_t batch = 1000,
+                         Progress* progress = nullptr);
 
 /// precision = coverage(fake by real manifold), recall = coverage(real by fake manifold); k = 3.
 /// Distances are computed `batch` rows at a time to bound memory (batch x N doubles).

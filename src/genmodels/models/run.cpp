@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "genmodels/core/atomic_file.h"
+#include "genmodels/core/command_line.h"
 #include "genmodels/core/error.h"
 #include "genmodels/core/progress.h"
 #include "genmodels/core/runtime.h"
@@ -21,6 +22,8 @@
 #include "genmodels/io/plot.h"
 #include "genmodels/metrics/evaluate.h"
 #include "genmodels/metrics/toy2d.h"
+#include "genmodels/models/export.h"
+#include "genmodels/models/report.h"
 #include "genmodels/models/translate.h"
 #include "genmodels/sampling/samplers.h"
 #include "genmodels/train/checkpoint.h"
@@ -134,6 +137,12 @@ std::string run_train(const TrainArgs& a) {
   info.channels_a = ds.channels_a;
   info.dataset_b = config.get_string("data.name_b");
   std::unique_ptr<Model> model = entry->create(config, info);
+  if (!a.init.empty()) {  // train --init FILE.safetensors (models/export.h)
+    if (a.resume)
+      throw Error("--init " + a.init + " starts a fresh run; --resume continues " + run_dir +
+                  " from its checkpoint (give one of them)");
+    init_from_safetensors(model->module(), a.init);
+  }
 
   TrainSession session{config,
                        info,
@@ -153,6 +162,7 @@ std::string run_train(const TrainArgs& a) {
     write_file_atomic(session.run.report_json(), report.dump(1) + "\n");
     std::cout << format_report(report);
   }
+  if (is_primary_process()) refresh_run_report(run_dir);  // RUN/report.html
   return run_dir;
 }
 
@@ -184,15 +194,6 @@ const std::vector<FlagKey>& sample_flags() {
   return flags;
 }
 
-namespace {
-
-struct LoadedRun {
-  const ModelEntry* entry;
-  Config config;
-  DataInfo info;
-  std::unique_ptr<Model> model;
-};
-
 // A run's model with its (EMA unless `raw`) weights, in eval mode on the CPU. `sets` change
 // sample.* keys (and model.precision) of the stored config before the model is built.
 LoadedRun load_run(const std::string& run, bool raw, const std::vector<std::string>& sets) {
@@ -214,11 +215,10 @@ LoadedRun load_run(const std::string& run, bool raw, const std::vector<std::stri
   std::vector<train::EmaSpec> emas;
   if (!raw) emas = r.model->ema_targets();
   train::load_checkpoint_weights(dir.checkpoint(), r.model->module(), emas);
+  r.checkpoint_step = train::read_checkpoint_step(dir.checkpoint());
   r.model->module().eval();
   return r;
 }
-
-}  // namespace
 
 std::unique_ptr<Model> load_trained_model(const std::string& run) {
   return load_run(run, /*raw=*/false, {}).model;
@@ -321,6 +321,11 @@ SampleResult sample_run(const SampleArgs& a) {
   set_threads(a.threads);
   warn_if_reference_blas();
   LoadedRun run = load_run(a.run, a.raw_weights, a.sets);
+  return sample_loaded(run, a);
+}
+
+SampleResult sample_loaded(LoadedRun& run, const SampleArgs& a,
+                           const std::function<void(int64_t, int64_t)>& progress) {
   SampleRequest req;
   req.n = a.n;
   req.class_label = a.class_label;
@@ -353,7 +358,9 @@ SampleResult sample_run(const SampleArgs& a) {
     };
   }
   std::unique_ptr<Progress> bar;  // made at the first report, which brings the total (ETA)
-  if (!a.quiet) {
+  if (progress) {
+    req.progress = progress;
+  } else if (!a.quiet) {
     req.progress = [&](int64_t done, int64_t total) {
       if (!bar) bar = std::make_unique<Progress>(total, 0, "sample", 5.0);
       bar->update(done, "");
@@ -368,6 +375,14 @@ SampleResult sample_run(const SampleArgs& a) {
   res.params["data"] = run.info.dataset;
   res.params["run"] = a.run;
   res.params["ema"] = a.raw_weights ? "false" : "true";
+  // What regenerates the batch (`genmodels sample --from IMG.png`, `genmodels info IMG.png`).
+  res.params["n"] = std::to_string(a.n);
+  res.params["seed"] = std::to_string(a.seed);
+  res.params["checkpoint_step"] = std::to_string(run.checkpoint_step);  // of the loaded weights
+  if (run.config.has("model.precision"))
+    res.params["precision"] = run.config.get_string("model.precision");
+  res.params["parameters"] = sample_command(a);
+  res.params["Software"] = std::string("genmodels ") + version();
   if (clip) {
     res.params["clip"] = a.clip;
     res.params["clip_guidance"] = num(a.clip_guidance);
@@ -376,7 +391,93 @@ SampleResult sample_run(const SampleArgs& a) {
   return res;
 }
 
+namespace {
+
+// The text chunks of image i's own PNG (--singles): the batch's, plus its index and class.
+std::map<std::string, std::string> single_params(const SampleResult& res, int64_t i) {
+  auto params = res.params;
+  params["index"] = std::to_string(i);
+  if (res.labels.defined()) params["class"] = std::to_string(res.labels[i].item<int64_t>());
+  return params;
+}
+
+}  // namespace
+
+std::string sample_command(const SampleArgs& a) {
+  std::string cmd = "genmodels sample " + shell_quote(a.run) + " --n " + std::to_string(a.n) +
+                    " --seed " + std::to_string(a.seed);
+  if (a.class_label >= 0) cmd += " --class " + std::to_string(a.class_label);
+  if (!a.prompt.empty()) cmd += " --prompt " + shell_quote(a.prompt);
+  if (!a.clip.empty())
+    cmd += " --clip " + shell_quote(a.clip) + " --clip-guidance " + num(a.clip_guidance);
+  if (a.raw_weights) cmd += " --raw-weights";
+  for (const auto& s : a.sets) cmd += " --set " + shell_quote(s);
+  return cmd;
+}
+
+std::string png_info(const std::string& png) {
+  const auto text = io::read_png_text(png);
+  if (text.empty()) throw Error(png + " carries no generation parameters (no PNG text chunks)");
+  std::string out;
+  if (auto it = text.find("parameters"); it != text.end())
+    out += "parameters: " + it->second + "\n";
+  for (const auto& [key, value] : text)
+    if (key != "parameters") out += key + ": " + value + "\n";
+  return out;
+}
+
+std::vector<std::string> regeneration_args(const std::string& png, int64_t* index) {
+  const auto text = io::read_png_text(png);
+  const auto it = text.find("parameters");
+  if (it == text.end())
+    throw Error(png + " has no 'parameters' chunk (only images written by `genmodels sample` " +
+                "can be regenerated)");
+  std::vector<std::string> words = split_command_line(it->second, png);
+  if (words.size() < 3 || words[0] != "genmodels" || words[1] != "sample")
+    throw Error(png +
+                ": its 'parameters' chunk is not a `genmodels sample` command: " + it->second);
+  words.erase(words.begin(), words.begin() + 2);
+  *index = -1;
+  if (auto i = text.find("index"); i != text.end()) {
+    try {
+      *index = std::stoll(i->second);
+    } catch (const std::exception&) {
+      throw Error(png + ": its 'index' chunk is not a number: " + i->second);
+    }
+  }
+  // The image came from the checkpoint of its step: the run may have trained on since.
+  if (auto s = text.find("checkpoint_step"); s != text.end()) {
+    const train::RunDir dir = train::RunDir::open(words[0]);
+    const std::string now = std::to_string(train::read_checkpoint_step(dir.checkpoint()));
+    if (now != s->second) {
+      try {
+        words[0] = dir.at_checkpoint(s->second).checkpoint();
+      } catch (const Error&) {
+        throw Error(png + " was drawn from step " + s->second + " of " + words[0] +
+                    ", whose checkpoint is now at step " + now + " and keeps no step " + s->second +
+                    " (train.keep_checkpoints keeps them)");
+      }
+    }
+  }
+  return words;
+}
+
 std::string run_sample(const SampleArgs& a) {
+  if (!a.regen_file.empty()) {  // sample --from: one image, written as the original was
+    check_output_file(a.regen_file, "--out");
+    const SampleResult res = sample_run(a);
+    if (a.regen_index < 0) {
+      write_sample_image(a.regen_file, res, -1);
+    } else {
+      if (res.x.dim() != 4 || a.regen_index >= res.x.size(0))
+        throw Error("image index " + std::to_string(a.regen_index) + " is not in the batch of " +
+                    std::to_string(a.n));
+      io::write_png(a.regen_file, io::to_uint8(res.x)[a.regen_index],
+                    single_params(res, a.regen_index));
+    }
+    if (!a.quiet) std::cerr << "genmodels: regenerated " << a.regen_file << "\n";
+    return a.regen_file;
+  }
   if (!a.out.empty()) {  // made first: --npy may go inside it
     check_output_dir(a.out, "--out");
     make_dirs(a.out);
@@ -396,10 +497,7 @@ std::string run_sample(const SampleArgs& a) {
       for (int64_t i = 0; i < u8.size(0); ++i) {
         char name[64];
         std::snprintf(name, sizeof name, "/%06lld.png", static_cast<long long>(i));
-        auto params = res.params;
-        params["index"] = std::to_string(i);
-        if (res.labels.defined()) params["class"] = std::to_string(res.labels[i].item<int64_t>());
-        io::write_png(out + name, u8[i], params);
+        io::write_png(out + name, u8[i], single_params(res, i));
       }
     }
     if (!a.npy.empty()) io::write_npy(a.npy, io::to_uint8(res.x).squeeze(-1));
@@ -550,6 +648,7 @@ EvalResult run_eval(const EvalArgs& a) {
   }
   result["target"] = a.target;
   write_file_atomic(out.json_path, result.dump(2) + "\n");
+  if (is_run) refresh_run_report(a.target);  // RUN/report.html with the new evaluation
   return out;
 }
 

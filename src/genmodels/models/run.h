@@ -3,6 +3,8 @@
 // is registered. The CLI only parses arguments into these structs.
 #pragma once
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -26,6 +28,7 @@ struct TrainArgs {
   bool resume = false;  ///< continue the run in `out` from its checkpoint
   int threads = 0;      ///< 0 = all cores
   int64_t stop_at = 0;  ///< stop as if interrupted after this step (testing)
+  std::string init;     ///< FILE.safetensors: initial weights of a fresh run (models/export.h)
 };
 
 /// Trains (or fits) and returns the run directory.
@@ -58,11 +61,43 @@ struct SampleArgs {
   bool raw_weights = false;  ///< use the raw weights instead of the EMA weights
   int threads = 0;
   bool quiet = false;
+  /// `sample --from IMG.png`: write only one image of the batch to this file, exactly as the
+  /// original command wrote it: image `regen_index`'s single PNG, or the grid when it is -1.
+  std::string regen_file;
+  int64_t regen_index = -1;
 };
+
+/// The command line that reproduces a sample batch (a PNG's `parameters` chunk).
+std::string sample_command(const SampleArgs& args);
+
+/// `genmodels info IMG.png`: the generation parameters a PNG carries, as lines "key: value",
+/// the command first; a gm::Error naming the file when it has none.
+std::string png_info(const std::string& png);
+
+/// `genmodels sample --from IMG.png`: the arguments of the command stored in IMG's `parameters`
+/// chunk (without the leading "genmodels sample"), and the index of the image in its batch (-1 for
+/// a grid). Errors name the file.
+std::vector<std::string> regeneration_args(const std::string& png, int64_t* index);
 
 /// A trained run's model with its EMA weights, in eval mode on the CPU (e.g. the clip run whose
 /// text features condition a ddpm); throws gm::Error naming `run` when it cannot be opened.
 std::unique_ptr<Model> load_trained_model(const std::string& run);
+
+/// A trained run loaded for sampling: its registry row, its config (device cpu), its data and its
+/// model with the EMA (or raw) weights in eval mode. Loaded once, it can be sampled many times.
+struct LoadedRun {
+  const ModelEntry* entry = nullptr;
+  Config config;
+  DataInfo info;
+  std::unique_ptr<Model> model;
+  int64_t checkpoint_step = -1;  ///< the training step of the loaded weights
+};
+/// Loads a run; `sets` change sample.* keys (and model.precision) before the model is built.
+LoadedRun load_run(const std::string& run, bool raw_weights, const std::vector<std::string>& sets);
+/// sample_run on a run already loaded (args.sets were given to load_run): draws and names how.
+/// `progress` (done, total), when given, replaces the progress bar; it may throw to stop.
+SampleResult sample_loaded(LoadedRun& run, const SampleArgs& args,
+                           const std::function<void(int64_t, int64_t)>& progress = {});
 
 /// Loads a run and draws samples (no files written).
 SampleResult sample_run(const SampleArgs& args);

@@ -1,6 +1,7 @@
 // The sampler table and the shared sampling prologue.
 #include "genmodels/sampling/samplers.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "genmodels/core/error.h"
@@ -179,7 +180,10 @@ Drawn draw_samples(const diffusion::Denoiser& d, const SamplerOptions& o, const 
   if (job.n < 1) throw Error("--n must be >= 1, got " + std::to_string(job.n));
   if (o.steps < 0) throw Error("sample.steps must be >= 0 (0 = the sampler's default)");
   const int64_t T = d.schedule().num_steps();
-  const int64_t steps = o.steps > 0 ? o.steps : row.default_steps > 0 ? row.default_steps : T;
+  // The sampler's default never asks for more steps than the model was trained with.
+  const int64_t steps = o.steps > 0             ? o.steps
+                        : row.default_steps > 0 ? std::min(row.default_steps, T)
+                                                : T;
   std::vector<int64_t> timesteps;
   std::vector<double> sigmas;
   if (row.sigma_space) {

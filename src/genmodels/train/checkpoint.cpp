@@ -111,6 +111,13 @@ torch::serialize::InputArchive open_checkpoint(const std::string& path) {
   return archive;
 }
 
+int64_t read_checkpoint_step(const std::string& path) {
+  auto archive = open_checkpoint(path);
+  torch::Tensor step;
+  if (!archive.try_read("step", step) || step.numel() != 1) return -1;
+  return step.item<int64_t>();
+}
+
 Json read_checkpoint_meta(const std::string& path) {
   auto archive = open_checkpoint(path);
   c10::IValue meta;

@@ -24,6 +24,9 @@ void write_archive_atomic(const std::string& path, torch::serialize::OutputArchi
 torch::serialize::InputArchive open_checkpoint(const std::string& path);
 /// Reads the `meta` JSON stored in a checkpoint.
 Json read_checkpoint_meta(const std::string& path);
+/// The optimizer step a checkpoint was written at; -1 for weights-only checkpoints (closed-form
+/// fits).
+int64_t read_checkpoint_step(const std::string& path);
 /// Writes a weights-only checkpoint (model + meta) atomically, for models fitted in closed form.
 void save_weights(const std::string& path, torch::nn::Module& module, const Json& meta);
 /// Loads the model weights into `module`, then each EMA of `emas` found in the checkpoint into

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "genmodels/core/error.h"
+#include "genmodels/core/progress.h"
 #include "genmodels/io/image.h"
 #include "genmodels/io/plot.h"
 #include "genmodels/metrics/bits_per_dim.h"
@@ -136,13 +137,16 @@ class VaeModel : public Model {
     torch::manual_seed(seed);
     const int64_t batch = std::max<int64_t>(1, 4096 / std::max<int64_t>(k, 1)) * 2;
     double iwae = 0, elbo = 0;
+    Progress bar(n, 0, "nll", 10.0, /*delay_s=*/1.0);
     for (int64_t i = 0; i < n; i += batch) {
       const int64_t b = std::min(batch, n - i);
       torch::Tensor x = target(test.x.narrow(0, i, b), &bin);
       torch::Tensor lw = net_->vae->log_weights(x, k).to(torch::kFloat64);
       iwae += (torch::logsumexp(lw, 1) - std::log(static_cast<double>(k))).sum().item<double>();
       elbo += lw.mean(1).sum().item<double>();
+      bar.update(i + b, "images, K = " + std::to_string(k));
     }
+    bar.finish("");
     const int64_t D = net_->vae->dims();
     Json r = {{"n", n},
               {"k", k},
