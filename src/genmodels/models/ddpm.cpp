@@ -96,10 +96,15 @@ class Ddpm : public score::DenoiserModel {
       throw Error("diffusion.vlb_weight = " + num(o_.vlb_weight) + " must be >= 0");
     if (o_.importance_sampling) {
       // The sampler's history is part of the checkpoint (bit-identical resume).
+      // One buffer at a time: register_buffer returns a reference into the module's buffer
+      // table, which the next registration may reallocate (AddressSanitizer caught the use
+      // after free when both references were passed together).
       const int64_t T = schedule_.num_steps();
-      sampler_.emplace(
-          net_->register_buffer("vlb_history", diffusion::LossAwareSampler::make_history(T)),
-          net_->register_buffer("vlb_count", diffusion::LossAwareSampler::make_count(T)));
+      torch::Tensor history =
+          net_->register_buffer("vlb_history", diffusion::LossAwareSampler::make_history(T));
+      torch::Tensor count =
+          net_->register_buffer("vlb_count", diffusion::LossAwareSampler::make_count(T));
+      sampler_.emplace(history, count);
     }
   }
 
