@@ -83,6 +83,10 @@ int run(int argc, char** argv) {
       "  genmodels train pix2pix --data fmnist-edges --minutes 15 --out runs/edges\n"
       "  genmodels translate runs/edges --input fmnist-edges --n 1000 --out out/edges\n"
       "  genmodels train cyclegan --data fashion-mnist:7 --data-b fashion-mnist:9 --minutes 30\n"
+      "  genmodels report runs/fmnist   (runs/fmnist/report.html: curves, previews, eval)\n"
+      "  genmodels export runs/fmnist --format safetensors --ema   (weights for PyTorch)\n"
+      "  genmodels info out/000003.png; genmodels sample --from out/000003.png\n"
+      "  genmodels serve runs/fmnist runs/gan --port 8080   (JSON API and a web page)\n"
       "  genmodels config ddpm > run.toml   (every key, its default and what it does)\n"
       "  genmodels list"};
   app.require_subcommand(1);
