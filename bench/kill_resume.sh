@@ -2,8 +2,8 @@
 # The long version of tests/cli/reliability_test.cpp (issue #19): a real Fashion-MNIST ddpm run
 # (small U-Net: 32 channels, two levels; 2,000 steps, a checkpoint every 10, checkpoint writes
 # slowed by 200 ms) is killed with SIGKILL KILLS times at random moments and resumed with the
-# same command each time; every checkpoint left behind must load (a 1-image sample), and the finished run must draw exactly the
-# samples of an uninterrupted run (cmp of the .npy files).
+# same command each time; every checkpoint left behind must load (a 1-image sample), and the
+# finished run must draw exactly the samples of an uninterrupted run (cmp of the .npy files).
 #   KILLS=100 bench/kill_resume.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
