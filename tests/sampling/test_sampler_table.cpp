@@ -103,4 +103,12 @@ TEST(SamplerTable, DrawSamplesEqualsTheFreeFunctions) {
   EXPECT_EQ(calls, 3 * 100);
   EXPECT_EQ(find_sampler("ddim").default_steps, 50);
   EXPECT_THROW(draw_samples(d, SamplerOptions{"nope"}, job), gm::Error);
+
+  // A model trained with fewer timesteps than a row's default gets all of them by default (it
+  // used to fail at the end of training, in the final preview); asking for more is an error.
+  const Denoiser short_d(toy_net(), Prediction::Eps, make_schedule("cosine", 20));
+  o.sampler = "ddim";
+  EXPECT_EQ(draw_samples(short_d, o, job).params.at("steps"), "20");
+  o.steps = 21;
+  EXPECT_THROW(draw_samples(short_d, o, job), gm::Error);
 }
