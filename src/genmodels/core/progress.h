@@ -15,6 +15,8 @@ class Progress {
            double delay_s = 0.0);
   /// Reports that `step` is done; `extra` is shown after the rate (e.g. "loss 0.0312").
   void update(int64_t step, const std::string& extra);
+  /// Reports `steps` more done (for work counted in several passes).
+  void advance(int64_t steps, const std::string& extra) { update(step_ + steps, extra); }
   /// Ends the bar with a final line.
   void finish(const std::string& message);
   /// Steps per second since start.

@@ -6,14 +6,6 @@
 
 namespace gm::metrics {
 
-namespace {
-thread_local int64_t g_rows_done =
-    0;  // rows of all passes of one precision_recall() call, for its bar
-void advance(Progress* progress, int64_t rows) {
-  if (progress) progress->update(g_rows_done += rows, "rows");
-}
-}  // namespace
-
 torch::Tensor knn_radii(const torch::Tensor& features, int64_t k, int64_t batch,
                         Progress* progress) {
   if (features.dim() != 2 || k < 1 || features.size(0) <= k || batch < 1)
@@ -26,7 +18,7 @@ torch::Tensor knn_radii(const torch::Tensor& features, int64_t k, int64_t batch,
     torch::Tensor d = torch::cdist(f.slice(0, i, std::min(n, i + batch)), f);
     // the k+1 smallest distances include the sample itself (0): the last is the k-th neighbour
     radii.push_back(std::get<0>(d.topk(k + 1, 1, /*largest=*/false, /*sorted=*/true)).select(1, k));
-    advance(progress, d.size(0));
+    if (progress) progress->advance(d.size(0), "rows");
   }
   return torch::cat(radii);
 }
@@ -46,7 +38,7 @@ double manifold_coverage(const torch::Tensor& queries, const torch::Tensor& mani
   for (int64_t i = 0; i < q.size(0); i += batch) {
     torch::Tensor d = torch::cdist(q.slice(0, i, std::min(q.size(0), i + batch)), m);
     inside += d.le(r).any(1).sum().item<int64_t>();
-    advance(progress, d.size(0));
+    if (progress) progress->advance(d.size(0), "rows");
   }
   return double(inside) / double(q.size(0));
 }
@@ -58,7 +50,6 @@ PrecisionRecall precision_recall(const torch::Tensor& real, const torch::Tensor&
                 c10::str(real.sizes()) + " and " + c10::str(fake.sizes()));
   PrecisionRecall pr;
   Progress bar(2 * (real.size(0) + fake.size(0)), 0, "pr", 10.0, /*delay_s=*/1.0);
-  g_rows_done = 0;
   pr.precision = manifold_coverage(fake, real, knn_radii(real, k, batch, &bar), batch, &bar);
   pr.recall = manifold_coverage(real, fake, knn_radii(fake, k, batch, &bar), batch, &bar);
   bar.finish("");

@@ -214,8 +214,7 @@ LoadedRun load_run(const std::string& run, bool raw, const std::vector<std::stri
   r.model = r.entry->create(r.config, r.info);
   std::vector<train::EmaSpec> emas;
   if (!raw) emas = r.model->ema_targets();
-  train::load_checkpoint_weights(dir.checkpoint(), r.model->module(), emas);
-  r.checkpoint_step = train::read_checkpoint_step(dir.checkpoint());
+  r.checkpoint_step = train::load_checkpoint_weights(dir.checkpoint(), r.model->module(), emas);
   r.model->module().eval();
   return r;
 }

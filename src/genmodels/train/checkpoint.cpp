@@ -111,11 +111,17 @@ torch::serialize::InputArchive open_checkpoint(const std::string& path) {
   return archive;
 }
 
-int64_t read_checkpoint_step(const std::string& path) {
-  auto archive = open_checkpoint(path);
+namespace {
+int64_t step_of(torch::serialize::InputArchive& archive) {
   torch::Tensor step;
   if (!archive.try_read("step", step) || step.numel() != 1) return -1;
   return step.item<int64_t>();
+}
+}  // namespace
+
+int64_t read_checkpoint_step(const std::string& path) {
+  auto archive = open_checkpoint(path);
+  return step_of(archive);
 }
 
 Json read_checkpoint_meta(const std::string& path) {
@@ -140,8 +146,8 @@ void save_weights(const std::string& path, torch::nn::Module& module, const Json
   write_archive_atomic(path, archive);
 }
 
-void load_checkpoint_weights(const std::string& path, torch::nn::Module& module,
-                             const std::vector<EmaSpec>& emas) {
+int64_t load_checkpoint_weights(const std::string& path, torch::nn::Module& module,
+                                const std::vector<EmaSpec>& emas) {
   auto archive = open_checkpoint(path);
   torch::serialize::InputArchive model_ar;
   if (!archive.try_read("model", model_ar))
@@ -162,6 +168,7 @@ void load_checkpoint_weights(const std::string& path, torch::nn::Module& module,
     throw Error(path + ": weights do not match the model built from its config (" +
                 std::string(err.what_without_backtrace()).substr(0, 160) + ")");
   }
+  return step_of(archive);
 }
 
 }  // namespace gm::train

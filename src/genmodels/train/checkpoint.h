@@ -30,8 +30,9 @@ int64_t read_checkpoint_step(const std::string& path);
 /// Writes a weights-only checkpoint (model + meta) atomically, for models fitted in closed form.
 void save_weights(const std::string& path, torch::nn::Module& module, const Json& meta);
 /// Loads the model weights into `module`, then each EMA of `emas` found in the checkpoint into
-/// its module (pass {} for the raw weights).
-void load_checkpoint_weights(const std::string& path, torch::nn::Module& module,
-                             const std::vector<EmaSpec>& emas);
+/// its module (pass {} for the raw weights). Returns the checkpoint's step (-1 for weights-only
+/// checkpoints), read from the same archive.
+int64_t load_checkpoint_weights(const std::string& path, torch::nn::Module& module,
+                                const std::vector<EmaSpec>& emas);
 
 }  // namespace gm::train
