@@ -45,7 +45,11 @@ torch::Tensor to_uint8(const torch::Tensor& x) {
 
 TEST(Evaluator, TrainingIsDeterministicAndBeatsChance) {
   const Evaluator& a = small_evaluator();
-  Evaluator b = Evaluator::train(small_options(), false);
+  // The second copy trains under a NoGradGuard, as `translate` and `eval` call it on first use.
+  Evaluator b = [] {
+    torch::NoGradGuard no_grad;
+    return Evaluator::train(small_options(), false);
+  }();
   EXPECT_EQ(a.fingerprint(), b.fingerprint());
   auto [x, y] = load_fashion_mnist("test");
   const double acc = a.accuracy(x.slice(0, 0, 2000), y.slice(0, 0, 2000));

@@ -130,6 +130,8 @@ Evaluator Evaluator::train(const EvaluatorOptions& o, bool verbose) {
   if (o.epochs < 1 || o.batch_size < 1 || !(o.lr > 0) || o.limit < 0)
     throw Error("evaluator options: epochs, batch_size and lr must be positive, limit >= 0");
   const auto t0 = std::chrono::steady_clock::now();
+  // Callers may hold a NoGradGuard (translate, eval): the evaluator trains whatever their mode.
+  torch::AutoGradMode grad_mode(true);
   set_threads(0);
   torch::manual_seed(o.seed);  // weight init and dropout
   auto net = std::make_shared<EvaluatorNetImpl>();
