@@ -2,7 +2,9 @@
 // loop (bench/gan_reference.py, run through Debian's /usr/bin/python3).
 //
 //   build/gan_bench [--json PATH] [--threads 2] [--warmup 3] [--iters 20] [--no-python]
-//                   [--configs dcgan,dcgan-bf16,wgan-gp,dcgan-uncond,wgan-gp-bf16,pix2pix,cyclegan]
+//                   [--configs
+//                   dcgan,dcgan-bf16,wgan-gp,dcgan-uncond,wgan-gp-bf16,pix2pix,pix2pix-bf16,
+//                    cyclegan,cyclegan-bf16]
 //
 // Each configuration is built through the registry ("dcgan" / "wgan-gp" defaults + a few --set
 // values) for labelled Fashion-MNIST-shaped data (1x28x28, 10 classes, batch 64). One timed step
@@ -42,7 +44,9 @@ const std::vector<BenchConfig> kConfigs = {
     {"wgan-gp-bf16", "wgan-gp", {"model.precision=bf16"}},
     // Translation (edge map -> item shaped data; no dropout so that the twin can validate).
     {"pix2pix", "pix2pix", {"model.dropout=0"}},
+    {"pix2pix-bf16", "pix2pix", {"model.dropout=0", "model.precision=bf16"}},
     {"cyclegan", "cyclegan", {}},
+    {"cyclegan-bf16", "cyclegan", {"model.precision=bf16"}},
 };
 
 bool is_translation(const std::string& model) { return model == "pix2pix" || model == "cyclegan"; }
@@ -192,7 +196,8 @@ Json write_translation_config(const std::string& name, gm::Model& model, const g
             {"norm", c.get_string("model.norm")},
             {"loss", c.get_string("model.loss")},
             {"beta1", c.get_float("train.beta1")},
-            {"beta2", c.get_float("train.beta2")}};
+            {"beta2", c.get_float("train.beta2")},
+            {"bf16", c.get_string("model.precision") == "bf16"}};
   if (name == "pix2pix") {
     j["lambda_l1"] = c.get_float("model.lambda_l1");
   } else {
@@ -315,7 +320,7 @@ int main(int argc, char** argv) try {
   B::parse_twin_args(argc, argv, a,
                      "gan_bench [--json PATH] [--threads N] [--warmup N] [--iters N] "
                      "[--configs dcgan,dcgan-bf16,dcgan-uncond,wgan-gp,wgan-gp-bf16,pix2pix,"
-                     "cyclegan] "
+                     "pix2pix-bf16,cyclegan,cyclegan-bf16] "
                      "[--no-python]");
   gm::DataInfo info;
   info.dataset = "fashion-mnist-shaped (random 8-bit levels, 10 classes)";

@@ -347,11 +347,14 @@ def time_translation(net, cfg, x, warmup, iters):
         t0 = time.perf_counter()
         spent = {"d_s": 0.0, "g_s": 0.0}
         mark = t0
-        for name, step in translation_losses(net, cfg, x):
+        with autocast(cfg):  # pix2pix runs its generator here
+            steps = translation_losses(net, cfg, x)
+        for name, step in steps:
             if name == "g":
                 for p in d_params:
                     p.requires_grad_(False)
-            loss = step()
+            with autocast(cfg):
+                loss = step().float()
             loss.item()
             opts[name].zero_grad()
             loss.backward()

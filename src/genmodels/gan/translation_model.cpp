@@ -6,6 +6,7 @@
 #include "genmodels/gan/image_pool.h"
 #include "genmodels/gan/losses.h"
 #include "genmodels/gan/translation_nets.h"
+#include "genmodels/nn/precision.h"
 
 namespace gm {
 namespace {
@@ -26,6 +27,7 @@ struct TranslationSettings {
   double dropout = 0.5;            ///< model.dropout (pix2pix)
   bool test_dropout = false;       ///< sample.test_dropout (pix2pix)
   std::string norm = "batch";      ///< model.norm
+  std::string precision = "fp32";  ///< model.precision
 
   static TranslationSettings defaults(const std::string& name) {
     TranslationSettings s;
@@ -68,6 +70,10 @@ KeyTable<TranslationSettings> translation_keys(const std::string& name) {
   t.add("model.d_layers", &O::d_layers,
         "PatchGAN stride-2 layers (0 = largest whose patch is at most half the image)");
   t.add("model.norm", &O::norm, "normalisation layers", {"batch", "instance"});
+  t.add("model.precision", &O::precision,
+        "network arithmetic: fp32, or bf16 autocast (CPU) for the generators and discriminators "
+        "(weights, losses and the image pools stay fp32)",
+        {"fp32", "bf16"});
   return t;
 }
 
@@ -89,6 +95,7 @@ class TranslationModel : public Model {
     translation_keys(name).read_into(c, s_);
     loss_ = gan::parse_loss(s_.loss);
     norm_ = gan::parse_norm(s_.norm);
+    bf16_ = nn::parse_precision(s_.precision, "model.precision") == nn::Precision::Bf16;
     if (!info.is_image() || info.channels_a <= 0 || info.channels_a >= info.shape[0])
       throw Error(name + " trains on two-domain image data: " +
                   (name == "pix2pix"
@@ -120,8 +127,9 @@ class TranslationModel : public Model {
                   " translates images rather than sampling them: use `genmodels translate " +
                   "RUN --input DIR|FILE.npy|DATASET`");
     torch::NoGradGuard no_grad;
+    nn::AutocastScope scope(precision());
     SampleResult r;
-    r.x = preview_grid(preview_.to(device()));
+    r.x = preview_grid(preview_.to(device())).to(torch::kFloat);
     r.nrow = 3;
     r.params = {{"model", name_}, {"columns", preview_columns()}};
     return r;
@@ -132,6 +140,12 @@ class TranslationModel : public Model {
   virtual std::string preview_columns() const = 0;
 
   torch::Device device() { return module().parameters().front().device(); }
+  nn::Precision precision() const { return bf16_ ? nn::Precision::Bf16 : nn::Precision::Fp32; }
+  // The main optimizer options with bf16 autocast for StepContext::autocast when asked for.
+  train::OptimizerOptions with_precision(train::OptimizerOptions o) const {
+    o.bf16 = bf16_;
+    return o;
+  }
   torch::Tensor domain_a(const torch::Tensor& x) const { return x.narrow(1, 0, ca_); }
   torch::Tensor domain_b(const torch::Tensor& x) const { return x.narrow(1, ca_, cb_); }
 
@@ -145,6 +159,7 @@ class TranslationModel : public Model {
                   std::to_string(images.size(0)) + " x " + std::to_string(images.size(1)) + " x " +
                   std::to_string(images.size(2)) + " x " + std::to_string(images.size(3)));
     torch::NoGradGuard no_grad;
+    nn::AutocastScope scope(precision());
     std::vector<torch::Tensor> parts;
     for (int64_t i = 0; i < images.size(0); i += 256) {
       const int64_t n = std::min<int64_t>(256, images.size(0) - i);
@@ -166,6 +181,7 @@ class TranslationModel : public Model {
   TranslationSettings s_;
   gan::Loss loss_ = gan::Loss::NonSaturating;
   gan::NormKind norm_ = gan::NormKind::Batch;
+  bool bf16_ = false;
   int64_t ca_ = 0, cb_ = 0, size_ = 0, d_layers_ = 1;
   torch::Tensor preview_;
 };
@@ -210,7 +226,8 @@ class Pix2Pix : public TranslationModel {
 
   torch::nn::Module& module() override { return *net_; }
   std::vector<train::OptimizerSpec> optimizers(const train::OptimizerOptions& main) override {
-    return {{"g", net_->g->parameters(), main}, {"d", net_->d->parameters(), main}};
+    return {{"g", net_->g->parameters(), with_precision(main)},
+            {"d", net_->d->parameters(), with_precision(main)}};
   }
   std::vector<train::EmaSpec> ema_targets() override { return {{"g", net_->g.get()}}; }
 
@@ -219,15 +236,24 @@ class Pix2Pix : public TranslationModel {
   void train_step(const data::Batcher::Batch& batch, train::StepContext& ctx) override {
     const torch::Tensor src = a_to_b_ ? domain_a(batch.x) : domain_b(batch.x);
     const torch::Tensor tgt = a_to_b_ ? domain_b(batch.x) : domain_a(batch.x);
-    const torch::Tensor fake = net_->g->forward(src);
-    const torch::Tensor d_real = net_->d->forward(torch::cat({src, tgt}, 1));
-    const torch::Tensor d_fake = net_->d->forward(torch::cat({src, fake.detach()}, 1));
+    torch::Tensor fake, d_real, d_fake;
+    {
+      auto g_scope = ctx.autocast("g");
+      fake = net_->g->forward(src).to(torch::kFloat);
+      auto d_scope = ctx.autocast("d");
+      d_real = net_->d->forward(torch::cat({src, tgt}, 1)).to(torch::kFloat);
+      d_fake = net_->d->forward(torch::cat({src, fake.detach()}, 1)).to(torch::kFloat);
+    }
     ctx.minimize("d", 0.5 * gan::discriminator_loss(loss_, d_real, d_fake));
     log_scores(ctx, "d_", d_real, d_fake);
     gan::FreezeScope frozen(*net_->d);
     const torch::Tensor l1 = (fake - tgt).abs().mean();
-    const torch::Tensor adv =
-        gan::generator_loss(loss_, net_->d->forward(torch::cat({src, fake}, 1)));
+    torch::Tensor adv;
+    {
+      auto d_scope = ctx.autocast("d");
+      adv = gan::generator_loss(loss_,
+                                net_->d->forward(torch::cat({src, fake}, 1)).to(torch::kFloat));
+    }
     ctx.log("g_gan", adv.item<double>());
     ctx.log("l1", 0.5 * l1.item<double>());  // on [0, 1] pixels
     ctx.minimize("g", adv + s_.lambda_l1 * l1);
@@ -310,10 +336,10 @@ class CycleGan : public TranslationModel {
 
   torch::nn::Module& module() override { return *net_; }
   std::vector<train::OptimizerSpec> optimizers(const train::OptimizerOptions& main) override {
-    return {{"g_a", net_->g_a->parameters(), main},
-            {"g_b", net_->g_b->parameters(), main},
-            {"d_a", net_->d_a->parameters(), main},
-            {"d_b", net_->d_b->parameters(), main}};
+    return {{"g_a", net_->g_a->parameters(), with_precision(main)},
+            {"g_b", net_->g_b->parameters(), with_precision(main)},
+            {"d_a", net_->d_a->parameters(), with_precision(main)},
+            {"d_b", net_->d_b->parameters(), with_precision(main)}};
   }
   std::vector<train::EmaSpec> ema_targets() override {
     return {{"g_a", net_->g_a.get()}, {"g_b", net_->g_b.get()}};
@@ -327,16 +353,24 @@ class CycleGan : public TranslationModel {
     torch::Tensor fake_a, fake_b;
     {
       gan::FreezeScope frozen({net_->d_a.get(), net_->d_b.get()});
-      fake_b = net_->g_a->forward(a);
-      fake_a = net_->g_b->forward(b);
-      const torch::Tensor cycle_a = (net_->g_b->forward(fake_b) - a).abs().mean();
-      const torch::Tensor cycle_b = (net_->g_a->forward(fake_a) - b).abs().mean();
-      const torch::Tensor adv = gan::generator_loss(loss_, net_->d_a->forward(fake_b)) +
-                                gan::generator_loss(loss_, net_->d_b->forward(fake_a));
+      // Every network output goes back to fp32 before a loss (a no-op without bf16).
+      auto scope = ctx.autocast("g_a");
+      auto g = [](gan::ResnetGenerator& net, const torch::Tensor& x) {
+        return net->forward(x).to(torch::kFloat);
+      };
+      auto d = [](gan::PatchDiscriminator& net, const torch::Tensor& x) {
+        return net->forward(x).to(torch::kFloat);
+      };
+      fake_b = g(net_->g_a, a);
+      fake_a = g(net_->g_b, b);
+      const torch::Tensor cycle_a = (g(net_->g_b, fake_b) - a).abs().mean();
+      const torch::Tensor cycle_b = (g(net_->g_a, fake_a) - b).abs().mean();
+      const torch::Tensor adv = gan::generator_loss(loss_, d(net_->d_a, fake_b)) +
+                                gan::generator_loss(loss_, d(net_->d_b, fake_a));
       torch::Tensor loss = adv + s_.lambda_cycle * (cycle_a + cycle_b);
       if (s_.lambda_identity > 0) {
         const torch::Tensor idt =
-            (net_->g_a->forward(b) - b).abs().mean() + (net_->g_b->forward(a) - a).abs().mean();
+            (g(net_->g_a, b) - b).abs().mean() + (g(net_->g_b, a) - a).abs().mean();
         loss = loss + s_.lambda_cycle * s_.lambda_identity * idt;
         ctx.log("identity_l1", 0.25 * idt.item<double>());
       }
@@ -346,11 +380,20 @@ class CycleGan : public TranslationModel {
       ctx.minimize_all({"g_a", "g_b"}, loss, "loss_g");
     }
     const torch::Tensor pooled_b = net_->pool_a->query(fake_b.detach());
-    const torch::Tensor ra = net_->d_a->forward(b), fa = net_->d_a->forward(pooled_b);
+    torch::Tensor ra, fa, rb, fb;
+    {
+      auto scope = ctx.autocast("d_a");
+      ra = net_->d_a->forward(b).to(torch::kFloat);
+      fa = net_->d_a->forward(pooled_b).to(torch::kFloat);
+    }
     ctx.minimize("d_a", 0.5 * gan::discriminator_loss(loss_, ra, fa));
     log_scores(ctx, "d_a_", ra, fa);
     const torch::Tensor pooled_a = net_->pool_b->query(fake_a.detach());
-    const torch::Tensor rb = net_->d_b->forward(a), fb = net_->d_b->forward(pooled_a);
+    {
+      auto scope = ctx.autocast("d_b");
+      rb = net_->d_b->forward(a).to(torch::kFloat);
+      fb = net_->d_b->forward(pooled_a).to(torch::kFloat);
+    }
     ctx.minimize("d_b", 0.5 * gan::discriminator_loss(loss_, rb, fb));
     log_scores(ctx, "d_b_", rb, fb);
   }
