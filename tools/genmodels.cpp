@@ -176,7 +176,9 @@ int run(int argc, char** argv) {
                    "clip_score: one prompt for every image (default: each image's class, from "
                    "the samples' labels)");
   eval->add_option("--k", ea.k, "importance samples for nll (0 = the model's default)");
-  eval->add_option("--n", ea.n, "samples to draw from a run / use from a file");
+  eval->add_option("--n", ea.n,
+                   "samples to draw from a run / use from a file; test images for nll (default: "
+                   "the model's, e.g. the VAE's model.iwae_n)");
   eval->add_option("--seed", ea.seed, "seed for sampling and metric subsets");
   eval->add_option("--json", ea.json, "write the result JSON here (default beside the target)");
   add_sample_flags(eval, ea.sets);
@@ -355,6 +357,7 @@ int run(int argc, char** argv) {
       if (ea.target.empty()) return 0;
     }
     ea.metrics = split_commas(metrics_list);
+    if (eval->count("--n") == 0) ea.nll_n = 0;  // nll: the model's default number of images
     const gm::EvalResult r = gm::run_eval(ea);
     std::cout << gm::metrics::format_table(r.result);
     std::cerr << "genmodels: wrote " << r.json_path << "\n";

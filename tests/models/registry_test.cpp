@@ -33,3 +33,21 @@ TEST(Registry, DefaultConfigRoundTripsForEveryModel) {
   EXPECT_EQ(gm::make_config(gm::find_model("glow")).get_string("model.coupling_scale"), "sigmoid");
   EXPECT_EQ(gm::make_config(gm::find_model("realnvp")).get_string("model.coupling_scale"), "tanh");
 }
+
+// A run stored before a key existed loads with the value it was trained with, not the new default;
+// a stored value always wins.
+TEST(Registry, StoredRunsWithoutANewKeyKeepTheirBehaviour) {
+  const gm::ModelEntry& vae = gm::find_model("vae");
+  EXPECT_TRUE(gm::make_config(vae).get_bool("model.conditional"));
+  EXPECT_FALSE(
+      gm::make_run_config(vae, "[model]\nlatent = 4\n", "old").get_bool("model.conditional"));
+  EXPECT_EQ(gm::make_run_config(vae, "[model]\nlatent = 4\n", "old").get_int("model.latent"), 4);
+  EXPECT_TRUE(gm::make_run_config(vae, "[model]\nconditional = true\n", "new")
+                  .get_bool("model.conditional"));
+  // Every stored_run_defaults key exists and its value parses.
+  for (const auto& entry : gm::model_registry())
+    for (const auto& [key, value] : entry.stored_run_defaults) {
+      gm::Config c = gm::make_config(entry);
+      EXPECT_NO_THROW(c.set(key, value)) << entry.name << " " << key;
+    }
+}

@@ -1,12 +1,15 @@
 // The VAE learns: on dynamically binarised Fashion-MNIST the reconstruction term falls and the
 // importance-weighted bound sits above the ELBO and rises with K; through the registry and the
-// trainer a 2-D toy is learned and the run reports its likelihood and writes its figures.
+// trainer a 2-D toy is learned and the run reports its likelihood (with its standard error) and
+// writes its figures; a class-conditional VampPrior VAE on three clearly different tiny-image
+// classes draws each requested class, resumes bit-identically and reports -log p(x|y).
 #include <gtest/gtest.h>
 
 #include <filesystem>
 
 #include "genmodels/data/dataset.h"
 #include "genmodels/data/toy2d.h"
+#include "genmodels/io/image.h"
 #include "genmodels/metrics/toy2d.h"
 #include "genmodels/models/run.h"
 #include "genmodels/vae/vae.h"
@@ -107,7 +110,203 @@ TEST(VaeLearning, ToyThroughTheTrainerLearnsAndReportsItsLikelihood) {
   const gm::Json r = gm::run_likelihood(la);
   std::cout << r.dump() << "\n";
   EXPECT_LE(r.at("nll_nats").get<double>(), -r.at("elbo_nats").get<double>());
+  // Per-example bounds spread by about a nat: their mean's standard error is about 1/sqrt(500).
+  EXPECT_GT(r.at("nll_stderr").get<double>(), 0.01);
+  EXPECT_LT(r.at("nll_stderr").get<double>(), 0.2);
+  EXPECT_FALSE(r.at("conditional").get<bool>());  // toys have no classes
+  // `sample --class` on an unconditional model: the one-line error.
+  s.class_label = 1;
+  const std::string err = gm::test::error_of([&] { gm::sample_run(s); });
+  EXPECT_NE(err.find("unconditional"), std::string::npos) << err;
+  EXPECT_EQ(err.find('\n'), std::string::npos);
   // moons has unit std: the best Gaussian scores log(2 pi e) = 2.84 nats; the VAE must beat it
   // clearly (a 3000-step run reaches about 1.96).
   EXPECT_LT(r.at("nll_nats").get<double>(), 2.4);
+}
+
+namespace {
+
+// 8x8 gray images of three classes: top half bright, left half bright, a bright centre square;
+// pixel noise 0.15. Written as folder:DIR/{a,b,c}/NNN.png (classes a, b, c = 0, 1, 2).
+torch::Tensor class_pattern(int64_t c) {
+  torch::Tensor img = -0.8 * torch::ones({8, 8});
+  if (c == 0) img.narrow(0, 0, 4).fill_(0.8);
+  if (c == 1) img.narrow(1, 0, 4).fill_(0.8);
+  if (c == 2) img.narrow(0, 2, 4).narrow(1, 2, 4).fill_(0.8);
+  return img;
+}
+
+void write_three_class_folder(const std::string& dir, int64_t per_class) {
+  torch::manual_seed(11);
+  for (int64_t c = 0; c < 3; ++c) {
+    const std::string sub = dir + "/" + std::string(1, char('a' + c));
+    fs::create_directories(sub);
+    for (int64_t i = 0; i < per_class; ++i) {
+      torch::Tensor x = (class_pattern(c) + 0.15 * torch::randn({8, 8})).clamp(-1, 1);
+      char name[32];
+      std::snprintf(name, sizeof name, "/%03d.png", static_cast<int>(i));
+      gm::io::write_png(sub + name, ((x + 1) * 127.5).round().to(torch::kUInt8));
+    }
+  }
+}
+
+}  // namespace
+
+TEST(VaeLearning, ConditionalVampPriorDrawsTheRequestedClass) {
+  gm::test::TempDir dir("gm_vae_cond");
+  write_three_class_folder(dir.file("data"), 100);
+  gm::TrainArgs a;
+  a.model = "vae";
+  a.data = "folder:" + dir.file("data");
+  a.out = dir.file("run");
+  a.seed = 3;
+  a.threads = 2;
+  a.steps = 400;
+  a.sets = {"train.batch_size=64", "train.log_every=1000",  "train.lr=3e-3",
+            "model.channels=8",    "model.hidden=64",       "model.latent=4",
+            "model.prior=vamp",    "model.pseudo_inputs=15"};
+  gm::run_train(a);
+  EXPECT_TRUE(fs::exists(dir.file("run/samples/pseudo_inputs.png")));
+  EXPECT_TRUE(fs::exists(dir.file("run/samples/interpolations.png")));
+
+  // Samples for class c are nearest to class c's pattern (the noise-free class mean).
+  std::vector<torch::Tensor> means;
+  for (int64_t c = 0; c < 3; ++c) means.push_back(class_pattern(c).reshape({1, 64}));
+  const torch::Tensor centres = torch::cat(means);
+  gm::SampleArgs s;
+  s.run = a.out;
+  s.n = 100;
+  s.seed = 9;
+  s.quiet = true;
+  for (int64_t c = 0; c < 3; ++c) {
+    s.class_label = c;
+    const gm::SampleResult r = gm::sample_run(s);
+    ASSERT_TRUE(r.labels.defined());
+    EXPECT_TRUE((r.labels == c).all().item<bool>());
+    const torch::Tensor nearest = torch::cdist(r.x.reshape({s.n, 64}), centres).argmin(1);
+    const double share = (nearest == c).to(torch::kFloat64).mean().item<double>();
+    std::cout << "class " << c << ": " << share << " of samples nearest its mean\n";
+    EXPECT_GE(share, 0.9) << "class " << c;
+  }
+  // Without --class: every class in turn (one grid column per class).
+  s.class_label = -1;
+  s.n = 6;
+  EXPECT_TRUE(torch::equal(gm::sample_run(s).labels, torch::tensor({0, 1, 2, 0, 1, 2})));
+  s.class_label = 3;
+  EXPECT_NE(gm::test::error_of([&] { gm::sample_run(s); }).find("out of range"), std::string::npos);
+
+  // eval nll: -log p(x|y), with its standard error beside it.
+  gm::EvalArgs e;
+  e.target = a.out;
+  e.metrics = {"nll"};
+  e.nll_n = 60;
+  e.k = 50;
+  e.json = dir.file("eval.json");
+  const gm::Json r = gm::run_eval(e).result;
+  const gm::Json& l = r.at("likelihood");
+  std::cout << l.dump() << "\n";
+  EXPECT_TRUE(l.at("conditional").get<bool>());
+  EXPECT_NE(l.at("description").get<std::string>().find("p(x|y)"), std::string::npos);
+  EXPECT_EQ(l.at("n").get<int64_t>(), 60);
+  const double nll = l.at("nll_nats").get<double>(), se = l.at("nll_stderr").get<double>();
+  EXPECT_GT(se, 0.0);
+  EXPECT_LT(se, 0.2 * std::abs(nll));
+  EXPECT_GT(l.at("bits_per_dim_stderr").get<double>(), 0.0);
+  EXPECT_NEAR(l.at("bits_per_dim_stderr").get<double>(), se / (64 * std::log(2.0)), 1e-9);
+  EXPECT_NEAR(r.at("metrics").at("nll_nats").at("stderr").get<double>(), se, 1e-12);
+  // Pixel noise 0.15 is 19 levels of 8 bits: about log2(19 sqrt(2 pi e)) = 6.3 bits per pixel
+  // (less where it clips at +-1), and below uniform's 8.
+  EXPECT_GT(l.at("bits_per_dim").get<double>(), 4.0);
+  EXPECT_LT(l.at("bits_per_dim").get<double>(), 7.8);
+
+  // Resume: 20 steps at once equal 11 + 9 resumed, pseudo-inputs included.
+  a.steps = 20;
+  a.out = dir.file("once");
+  gm::run_train(a);
+  gm::TrainArgs b = a;
+  b.out = dir.file("split");
+  b.stop_at = 11;
+  gm::run_train(b);
+  b.stop_at = 0;
+  b.resume = true;
+  b.data.reset();
+  gm::run_train(b);
+  EXPECT_GT(
+      gm::test::expect_same_checkpoint_tensors(a.out + "/checkpoint.pt", b.out + "/checkpoint.pt"),
+      10);
+  int saved = 0;  // the pseudo-inputs and class embeddings, in the weights and their EMA
+  for (const auto& [name, tensor] : gm::test::checkpoint_tensors(a.out + "/checkpoint.pt"))
+    saved += name.find("pseudo_inputs") != std::string::npos ||
+             name.find("encoder_class") != std::string::npos ||
+             name.find("decoder_class") != std::string::npos;
+  EXPECT_GE(saved, 6);
+}
+
+// model.arch=ladder through the registry: the hierarchical VAE draws the requested class, reports
+// its bound and resumes bit-identically.
+TEST(VaeLearning, LadderVaeDrawsTheRequestedClassAndResumes) {
+  gm::test::TempDir dir("gm_vae_ladder");
+  write_three_class_folder(dir.file("data"), 100);
+  gm::TrainArgs a;
+  a.model = "vae";
+  a.data = "folder:" + dir.file("data");
+  a.out = dir.file("run");
+  a.seed = 3;
+  a.threads = 2;
+  a.steps = 300;
+  a.sets = {"train.batch_size=64",    "train.log_every=1000", "train.lr=2e-3",
+            "model.arch=ladder",      "model.channels=16",    "model.ladder_latent=2",
+            "model.ladder_layers=1,1"};
+  gm::run_train(a);
+  EXPECT_TRUE(fs::exists(dir.file("run/samples/reconstructions.png")));
+  std::vector<torch::Tensor> means;
+  for (int64_t c = 0; c < 3; ++c) means.push_back(class_pattern(c).reshape({1, 64}));
+  const torch::Tensor centres = torch::cat(means);
+  gm::SampleArgs s;
+  s.run = a.out;
+  s.n = 60;
+  s.seed = 9;
+  s.quiet = true;
+  for (int64_t c = 0; c < 3; ++c) {
+    s.class_label = c;
+    const gm::SampleResult r = gm::sample_run(s);
+    const torch::Tensor nearest = torch::cdist(r.x.reshape({s.n, 64}), centres).argmin(1);
+    const double share = (nearest == c).to(torch::kFloat64).mean().item<double>();
+    std::cout << "ladder class " << c << ": " << share << " of samples nearest its mean\n";
+    EXPECT_GE(share, 0.9) << "class " << c;
+  }
+  gm::EvalArgs e;
+  e.target = a.out;
+  e.metrics = {"nll"};
+  e.nll_n = 30;
+  e.k = 20;
+  e.json = dir.file("eval.json");
+  const gm::Json l = gm::run_eval(e).result.at("likelihood");
+  EXPECT_NE(l.at("prior").get<std::string>().find("hierarchical"), std::string::npos);
+  EXPECT_GT(l.at("bits_per_dim").get<double>(), 4.0);
+  EXPECT_LT(l.at("bits_per_dim").get<double>(), 7.8);
+  // Resume: 10 steps at once equal 6 + 4 resumed.
+  a.steps = 10;
+  a.out = dir.file("once");
+  gm::run_train(a);
+  gm::TrainArgs b = a;
+  b.out = dir.file("split");
+  b.stop_at = 6;
+  gm::run_train(b);
+  b.stop_at = 0;
+  b.resume = true;
+  b.data.reset();
+  gm::run_train(b);
+  EXPECT_GT(
+      gm::test::expect_same_checkpoint_tensors(a.out + "/checkpoint.pt", b.out + "/checkpoint.pt"),
+      10);
+  // Bad settings are one line naming the key.
+  gm::TrainArgs bad = a;
+  bad.out = dir.file("bad");
+  bad.sets.push_back("model.ladder_layers=2,x");
+  EXPECT_NE(gm::test::error_of([&] { gm::run_train(bad); }).find("model.ladder_layers"),
+            std::string::npos);
+  bad.sets.back() = "model.prior=vamp";
+  EXPECT_NE(gm::test::error_of([&] { gm::run_train(bad); }).find("model.prior=vamp"),
+            std::string::npos);
 }

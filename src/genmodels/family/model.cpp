@@ -61,6 +61,15 @@ Config make_config(const ModelEntry& entry) {
   return c;
 }
 
+Config make_run_config(const ModelEntry& entry, const std::string& toml,
+                       const std::string& origin) {
+  Config c = make_config(entry);
+  for (const auto& [key, value] : entry.stored_run_defaults)
+    c.set(key, value, origin + " (written before " + key + " existed)");
+  c.load_toml_string(toml, origin);
+  return c;
+}
+
 torch::Tensor request_labels(const SampleRequest& r, int64_t num_classes, bool conditional) {
   if (!conditional) {
     if (r.class_label >= 0)

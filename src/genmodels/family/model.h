@@ -150,6 +150,10 @@ struct ModelEntry {
   std::string description;                      ///< one line for `genmodels list`
   std::vector<ConfigKey> config_keys;           ///< the model's own keys (from its bound KeyTables)
   std::map<std::string, std::string> defaults;  ///< new defaults of shared keys (train.lr, ...)
+  /// Keys added after runs of this model existed, with the value that reproduces how those runs
+  /// were trained: a stored configuration without the key loads with this value instead of the
+  /// new default (e.g. the VAE's model.conditional = false).
+  std::map<std::string, std::string> stored_run_defaults;
   std::function<std::unique_ptr<Model>(const Config&, const DataInfo&)> create;
 };
 
@@ -168,6 +172,9 @@ const KeyTable<RunOptions>& run_keys();
 
 /// run_keys + the trainer's keys + the model's keys, with the model's defaults applied.
 Config make_config(const ModelEntry& entry);
+/// The configuration of a stored run: make_config, then the entry's stored_run_defaults for keys
+/// the TOML text (as the run wrote it) lacks, then the text; `origin` names it in errors.
+Config make_run_config(const ModelEntry& entry, const std::string& toml, const std::string& origin);
 
 /// Class labels for a request: `class_label` for all, or every class in turn; errors name the
 /// flag when the model is unconditional or the class is out of range.

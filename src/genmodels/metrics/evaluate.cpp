@@ -220,9 +220,9 @@ std::string format_table(const Json& result) {
     if (name == "class_histogram") continue;
     if (!v.is_object() || !v.contains("value") || !v["value"].is_number()) continue;
     std::string err;
-    if (v.contains("std")) {
+    if (v.contains("std") || v.contains("stderr")) {  // a spread, or an estimate's standard error
       char b[32];
-      std::snprintf(b, sizeof(b), "%.6g", v["std"].get<double>());
+      std::snprintf(b, sizeof(b), "%.6g", v[v.contains("std") ? "std" : "stderr"].get<double>());
       err = b;
     }
     std::snprintf(line, sizeof(line), "%-24s %14.6g %12s\n", name.c_str(), v["value"].get<double>(),

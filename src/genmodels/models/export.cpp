@@ -110,8 +110,8 @@ ExportResult run_export(const ExportArgs& a) {
   // The run as `sample` loads it: model, resolved config and data description from the meta.
   const Json meta = dir.read_meta();
   const ModelEntry& entry = find_model(meta.at("model").get<std::string>());
-  Config config = make_config(entry);
-  config.load_toml_string(meta.at("config_toml").get<std::string>(), dir.checkpoint());
+  Config config =
+      make_run_config(entry, meta.at("config_toml").get<std::string>(), dir.checkpoint());
   config.set("device", "cpu", "export");
   const DataInfo info = DataInfo::from_json(meta.at("data"));
   std::unique_ptr<Model> model = entry.create(config, info);

@@ -42,9 +42,7 @@ std::string timestamp() {
 }
 
 Config config_of_run(const Json& meta, const ModelEntry& entry, const std::string& origin) {
-  Config c = make_config(entry);
-  c.load_toml_string(meta.at("config_toml").get<std::string>(), origin);
-  return c;
+  return make_run_config(entry, meta.at("config_toml").get<std::string>(), origin);
 }
 
 data::DataOptions data_options(const Config& c, const std::string& split) {
@@ -628,14 +626,24 @@ EvalResult run_eval(const EvalArgs& a) {
   if (want_nll) {
     LikelihoodArgs la;
     la.run = a.target;
-    la.n = a.n;
+    la.n = a.nll_n < 0 ? a.n : a.nll_n;
     la.k = a.k;
     la.seed = a.seed;
     la.threads = a.threads;
     const Json likelihood = run_likelihood(la);
     result["likelihood"] = likelihood;
-    for (const auto& [key, v] : likelihood.items())
-      if (v.is_number_float()) result["metrics"][key] = {{"value", v}};
+    // An estimate's standard error ("nll_nats" -> "nll_stderr", "bits_per_dim" ->
+    // "bits_per_dim_stderr") goes beside its value.
+    auto ends_with = [](const std::string& s, const std::string& end) {
+      return s.size() >= end.size() && s.compare(s.size() - end.size(), end.size(), end) == 0;
+    };
+    for (const auto& [key, v] : likelihood.items()) {
+      if (!v.is_number_float() || ends_with(key, "_stderr")) continue;
+      result["metrics"][key] = {{"value", v}};
+      const std::string se =
+          (ends_with(key, "_nats") ? key.substr(0, key.size() - 5) : key) + "_stderr";
+      if (likelihood.contains(se)) result["metrics"][key]["stderr"] = likelihood[se];
+    }
   }
   if (want_zeroshot) {
     LoadedRun r = load_run(a.target, /*raw_weights=*/false, a.sets);

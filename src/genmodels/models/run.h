@@ -144,8 +144,10 @@ Json run_likelihood(const LikelihoodArgs& args);
 struct EvalArgs {
   std::string target;  ///< RUN directory, FILE.npy or DIR of PNGs
   std::vector<std::string> metrics = {"fid", "kid", "pr", "acc", "is"};  ///< and "nll" for runs
-  int64_t n = 10000;  ///< samples drawn from a run / used from a file; test examples for nll
-  int64_t k = 0;      ///< importance samples for nll (0 = the model's default)
+  int64_t n = 10000;  ///< samples drawn from a run / used from a file
+  /// test examples for nll: -1 = n, 0 = the model's default (the CLI passes 0 without --n)
+  int64_t nll_n = -1;
+  int64_t k = 0;  ///< importance samples for nll (0 = the model's default)
   uint64_t seed = 0;
   std::string json;               ///< where to write the result ("" = beside the target)
   std::vector<std::string> sets;  ///< sample-time overrides for a run target
