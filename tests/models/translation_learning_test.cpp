@@ -80,27 +80,36 @@ std::vector<double> logged(const std::string& metrics_path, const std::string& k
   return out;
 }
 
-}  // namespace
-
-TEST(TranslationLearning, Pix2PixLearnsAPairedTask) {
-  gm::test::TempDir tmp;
-  const std::string data = inversion_pairs(tmp.file("pairs"));
+// pix2pix on the inversion pairs in `data` (300 steps, small networks) and `translate` of its
+// held-out test split into `out`.
+std::pair<gm::TranslateArgs, gm::TranslateResult> pix2pix_inversion(
+    const std::string& data, const std::string& run, const std::string& out,
+    const std::vector<std::string>& extra_sets = {}) {
   gm::TrainArgs t;
   t.model = "pix2pix";
   t.data = "paired:" + data;
-  t.out = tmp.file("run");
+  t.out = run;
   t.steps = 300;
   t.seed = 1;
   t.threads = 2;
   t.sets = {"model.g_channels=16", "model.d_channels=16", "train.batch_size=16",
             "train.log_every=50"};
+  t.sets.insert(t.sets.end(), extra_sets.begin(), extra_sets.end());
   gm::run_train(t);
   gm::TranslateArgs tr;
-  tr.run = t.out;
+  tr.run = run;
   tr.input = "paired:" + data;  // its test split: held-out pairs
-  tr.out = tmp.file("translated");
+  tr.out = out;
   tr.quiet = true;
-  const gm::TranslateResult r = gm::run_translate(tr);
+  return {tr, gm::run_translate(tr)};
+}
+
+}  // namespace
+
+TEST(TranslationLearning, Pix2PixLearnsAPairedTask) {
+  gm::test::TempDir tmp;
+  const std::string data = inversion_pairs(tmp.file("pairs"));
+  auto [tr, r] = pix2pix_inversion(data, tmp.file("run"), tmp.file("translated"));
   std::cout << "pix2pix inversion: held-out L1 " << r.metrics["l1"] << ", PSNR "
             << r.metrics["psnr"] << "\n";
   EXPECT_EQ(r.metrics["n"].get<int64_t>(), 16);
@@ -125,23 +134,9 @@ TEST(TranslationLearning, Pix2PixLearnsAPairedTask) {
 TEST(TranslationLearning, Pix2PixLearnsInBf16) {
   gm::test::TempDir tmp;
   const std::string data = inversion_pairs(tmp.file("pairs"));
-  gm::TrainArgs t;
-  t.model = "pix2pix";
-  t.data = "paired:" + data;
-  t.out = tmp.file("run");
-  t.steps = 300;
-  t.seed = 1;
-  t.threads = 2;
-  t.sets = {"model.g_channels=16", "model.d_channels=16", "train.batch_size=16",
-            "train.log_every=50", "model.precision=bf16"};
-  gm::run_train(t);
-  gm::TranslateArgs tr;
-  tr.run = t.out;
-  tr.input = "paired:" + data;
-  tr.out = tmp.file("translated");
-  tr.grid_only = true;
-  tr.quiet = true;
-  const gm::TranslateResult r = gm::run_translate(tr);
+  const auto r =
+      pix2pix_inversion(data, tmp.file("run"), tmp.file("translated"), {"model.precision=bf16"})
+          .second;
   std::cout << "pix2pix inversion, bf16: held-out L1 " << r.metrics["l1"] << "\n";
   EXPECT_LT(r.metrics["l1"].get<double>(), 0.06);
 }

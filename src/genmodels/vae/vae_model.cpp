@@ -298,29 +298,14 @@ class VaeModel : public Model {
     std::map<std::string, std::string> text = {{"model", "vae"}};
     if (conditional_) text["conditional"] = "encoder and decoder given each image's label";
     auto first = [&](int64_t i, int64_t b) { return labels(test.y.narrow(0, i, b)); };
-    if (net_->ladder) {
-      // Reconstructions with every layer's z at its posterior mean (the latents are spatial and
-      // spread over layers: no interpolation or latent plot).
-      if (test.size() < 32) return files;
+    // Reconstructions of the first 32 test images: rows of 8 inputs, each followed by the row of
+    // their reconstructions (the ladder's with every layer's z at its posterior mean).
+    auto reconstructions = [&] {
       torch::Tensor in = target(test.x.narrow(0, 0, 32), &bin);
       torch::Tensor shown = likelihood() == vae::Likelihood::Bernoulli ? in * 2 - 1 : in;
-      torch::Tensor rec = net_->ladder->mean(net_->ladder->reconstruct(in, first(0, 32)));
-      std::vector<torch::Tensor> rows;
-      for (int64_t r = 0; r < 4; ++r) {
-        rows.push_back(shown.narrow(0, 8 * r, 8));
-        rows.push_back(rec.narrow(0, 8 * r, 8));
-      }
-      files.push_back(run.figure("reconstructions.png"));
-      text["figure"] = "reconstructions (posterior means): input rows followed by their rows";
-      io::write_png(files.back(), io::make_grid(torch::cat(rows), 8), text);
-      return files;
-    }
-    if (info_.is_image() && test.size() >= 32) {
-      // Reconstructions: rows of 8 inputs, each followed by the row of their reconstructions.
-      torch::Tensor x = test.x.narrow(0, 0, 32);
-      torch::Tensor in = target(x, &bin);
-      torch::Tensor shown = v->options().likelihood == vae::Likelihood::Bernoulli ? in * 2 - 1 : in;
-      torch::Tensor rec = v->mean(v->decode(v->encode(in, first(0, 32)).first, first(0, 32)));
+      torch::Tensor rec = net_->ladder
+                              ? net_->ladder->mean(net_->ladder->reconstruct(in, first(0, 32)))
+                              : v->mean(v->decode(v->encode(in, first(0, 32)).first, first(0, 32)));
       std::vector<torch::Tensor> rows;
       for (int64_t r = 0; r < 4; ++r) {
         rows.push_back(shown.narrow(0, 8 * r, 8));
@@ -329,6 +314,13 @@ class VaeModel : public Model {
       files.push_back(run.figure("reconstructions.png"));
       text["figure"] = "reconstructions: input rows followed by their reconstruction rows";
       io::write_png(files.back(), io::make_grid(torch::cat(rows), 8), text);
+    };
+    if (net_->ladder) {  // spatial latents spread over layers: no interpolation or latent plot
+      if (test.size() >= 32) reconstructions();
+      return files;
+    }
+    if (info_.is_image() && test.size() >= 32) {
+      reconstructions();
       // Interpolations between the posterior means of 8 pairs of test images, 10 steps each.
       // Conditional: each pair shares a class (the first later test image with image i's
       // label) and the decoder is given it.
