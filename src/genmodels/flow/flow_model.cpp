@@ -7,6 +7,7 @@
 
 #include "genmodels/core/error.h"
 #include "genmodels/core/progress.h"
+#include "genmodels/flow/dequantizer.h"
 #include "genmodels/flow/flow.h"
 #include "genmodels/io/image.h"
 #include "genmodels/io/plot.h"
@@ -26,19 +27,22 @@ torch::Tensor levels_of(const torch::Tensor& x) {
 
 // The model.* and sample.* settings of `realnvp` and `glow`, bound by flow_keys().
 struct FlowSettings {
-  int64_t levels = 0;                   ///< model.levels
-  int64_t steps = 0;                    ///< model.steps
-  int64_t hidden = 0;                   ///< model.hidden
-  int64_t res_blocks = 1;               ///< model.res_blocks (glow: 0)
-  int64_t mlp_layers = 2;               ///< model.mlp_layers
-  std::string coupling_scale = "tanh";  ///< model.coupling_scale (glow: sigmoid)
-  double scale_bound = 3.0;             ///< model.scale_bound
-  std::string dequantize = "logit";     ///< model.dequantize (glow: uniform)
-  double logit_alpha = 0.05;            ///< model.logit_alpha
-  int64_t eval_samples = 1;             ///< model.eval_samples
-  std::string precision = "fp32";       ///< model.precision
-  bool learned_prior = true;            ///< model.learned_prior (glow only)
-  double temperature = 1.0;             ///< sample.temperature
+  int64_t levels = 0;                      ///< model.levels
+  int64_t steps = 0;                       ///< model.steps
+  int64_t hidden = 0;                      ///< model.hidden
+  int64_t res_blocks = 1;                  ///< model.res_blocks (glow: 0)
+  int64_t mlp_layers = 2;                  ///< model.mlp_layers
+  std::string coupling_scale = "tanh";     ///< model.coupling_scale (glow: sigmoid)
+  double scale_bound = 3.0;                ///< model.scale_bound
+  std::string dequantize = "logit";        ///< model.dequantize (glow: uniform)
+  std::string dequantization = "uniform";  ///< model.dequantization
+  int64_t dequantizer_couplings = 4;       ///< model.dequantizer_couplings
+  int64_t dequantizer_hidden = 32;         ///< model.dequantizer_hidden
+  double logit_alpha = 0.05;               ///< model.logit_alpha
+  int64_t eval_samples = 1;                ///< model.eval_samples
+  std::string precision = "fp32";          ///< model.precision
+  bool learned_prior = true;               ///< model.learned_prior (glow only)
+  double temperature = 1.0;                ///< sample.temperature
 
   static FlowSettings defaults(const std::string& arch) {
     FlowSettings s;
@@ -70,9 +74,19 @@ KeyTable<FlowSettings> flow_keys(const std::string& arch) {
         "soft bound on sigmoid log-scales, keeps sampling finite (0 = none)");
   t.add("model.dequantize", &O::dequantize, "pixel pre-processing after uniform dequantisation",
         {"uniform", "logit"});
+  t.add("model.dequantization", &O::dequantization,
+        "dequantisation noise u of 8-bit pixels k + u: uniform, or variational (a conditional "
+        "flow q(u|x) trained jointly on the bound E_q[log p(x + u) - log q(u|x)], Flow++, Ho "
+        "et al. 2019)",
+        {"uniform", "variational"});
+  t.add("model.dequantizer_couplings", &O::dequantizer_couplings,
+        "variational dequantisation: conditional affine couplings of q(u|x)");
+  t.add("model.dequantizer_hidden", &O::dequantizer_hidden,
+        "variational dequantisation: width of q(u|x)'s feature and coupling networks");
   t.add("model.logit_alpha", &O::logit_alpha, "logit pre-processing margin (RealNVP: 0.05)");
   t.add("model.eval_samples", &O::eval_samples,
-        "dequantisation draws per test image for eval nll (importance-weighted)");
+        "dequantisation draws per test image for eval nll (importance-weighted bound, Flow++ "
+        "eq. 13)");
   t.add("sample.temperature", &O::temperature, "latent temperature (Glow samples at 0.7)");
   t.add("model.precision", &O::precision,
         "coupling network arithmetic: fp32, or bf16 autocast for the conditioner networks "
@@ -110,13 +124,23 @@ class FlowModel : public Model {
     if (alpha_ <= 0 || alpha_ >= 0.5)
       throw Error("model.logit_alpha must be in (0, 0.5), got " + std::to_string(alpha_));
     net_ = flow::Flow(o);
+    if (st.dequantization == "variational") {
+      if (!image)
+        throw Error("model.dequantization=variational is for 8-bit images; '" + info.dataset +
+                    "' is vector data");
+      flow::DequantizerOptions d;
+      d.shape = info.shape;
+      d.couplings = st.dequantizer_couplings;
+      d.hidden = st.dequantizer_hidden;
+      dequantizer_ = flow::Dequantizer(d);
+    }
     register_net();
   }
 
   torch::nn::Module& module() override { return *holder_; }
 
-  /// Per example: the discrete NLL bound in nats (images) or -log p(x) (vectors), with one
-  /// dequantisation draw `u` (images).
+  /// Per example: -log p(k + u) in nats, the density of dequantised pixels k + u in [0, 256)^D
+  /// (images; with uniform u an upper bound on the discrete NLL), or -log p(x) (vectors).
   torch::Tensor nll(const torch::Tensor& x, const torch::Tensor& u) {
     if (!info_.is_image()) return -net_->log_prob(x);
     torch::Tensor logdet = torch::zeros({x.size(0)}, x.options());
@@ -132,13 +156,34 @@ class FlowModel : public Model {
     return -(net_->log_prob(y) + logdet) + static_cast<double>(dims()) * kLog256;
   }
 
+  // Per example: the negative dequantisation bound -(log p(k + u) - log q(u | k)) with one draw
+  // u ~ q (Flow++ eq. 12; q = 1 for uniform u), and log q(u | k) (undefined unless variational).
+  std::pair<torch::Tensor, torch::Tensor> objective(const torch::Tensor& x) {
+    if (!info_.is_image()) return {nll(x, torch::Tensor()), torch::Tensor()};
+    if (!dequantizer_) return {nll(x, torch::rand_like(x)), torch::Tensor()};
+    auto [u, log_q] = dequantizer_->sample(levels_of(x), torch::randn_like(x));
+    return {nll(x, u) + log_q, log_q};
+  }
+  double nats_per_bit_dim() const { return static_cast<double>(dims()) * std::log(2.0); }
+
   // Maximum likelihood on dequantised data (Dinh et al. 2017 eq. 3; Kingma & Dhariwal 2018),
-  // minimised by the default train step.
+  // jointly with the dequantiser when variational (Flow++ eq. 12).
   torch::Tensor loss(const torch::Tensor& x, const torch::Tensor&) override {
-    torch::Tensor u = info_.is_image() ? torch::rand_like(x) : torch::Tensor();
-    torch::Tensor l = nll(x, u).mean();
+    torch::Tensor l = objective(x).first.mean();
     // Images: bits/dim (the number people compare); vectors: nats per example.
-    return info_.is_image() ? l / (static_cast<double>(dims()) * std::log(2.0)) : l;
+    return info_.is_image() ? l / nats_per_bit_dim() : l;
+  }
+
+  // The default step, logging the dequantiser's E[log q(u | k)] in bits/dim when variational
+  // (0 for uniform noise; it rises as q concentrates where p(k + u) is large).
+  void train_step(const data::Batcher::Batch& b, train::StepContext& ctx) override {
+    if (!dequantizer_) {
+      ctx.minimize("main", loss(b.x, b.y));
+      return;
+    }
+    auto [l, log_q] = objective(b.x);
+    ctx.log("dequant_log_q", log_q.mean().item<double>() / nats_per_bit_dim());
+    ctx.minimize("main", l.mean() / nats_per_bit_dim());
   }
 
   // ActNorm's data-dependent init on the first global batch (the same on every data-parallel
@@ -193,15 +238,17 @@ class FlowModel : public Model {
     for (int64_t i = 0; i < n; i += 500) {
       const int64_t b = std::min<int64_t>(500, n - i);
       torch::Tensor x = test.x.narrow(0, i, b);
-      // Importance-weighted dequantisation: log P(k) >= log mean_j p(k + u_j) (Ho et al. 2019,
-      // Flow++, eq. 12 with q = uniform); k = 1 is the usual single-draw bound.
-      std::vector<torch::Tensor> lls;
-      for (int64_t j = 0; j < k; ++j) {
-        torch::Tensor u =
-            info_.is_image() ? at::rand(x.sizes(), gen, torch::kFloat32) : torch::Tensor();
-        lls.push_back(-nll(x, u).to(torch::kFloat64));
+      torch::Tensor ll;
+      if (info_.is_image()) {
+        // Importance-weighted dequantisation: log P(k) >= log mean_j p(k + u_j) / q(u_j | k)
+        // (Ho et al. 2019, Flow++, eq. 13; q = 1 for uniform noise); k = 1 is the usual
+        // single-draw bound.
+        ll = flow::dequantized_log_likelihood([&](const torch::Tensor& u) { return -nll(x, u); },
+                                              dequantizer_ ? dequantizer_.get() : nullptr,
+                                              levels_of(x), k, gen);
+      } else {
+        ll = -nll(x, torch::Tensor()).to(torch::kFloat64);
       }
-      torch::Tensor ll = torch::logsumexp(torch::stack(lls, 1), 1) - std::log(double(k));
       total += -ll.sum().item<double>();
       bar.update(i + b, "images, K = " + std::to_string(k));
     }
@@ -210,8 +257,11 @@ class FlowModel : public Model {
     if (info_.is_image()) {
       r["k"] = k;
       r["bits_per_dim"] = metrics::bits_per_dim(total / n, dims());
-      r["dequantization"] = dequantize_ + " pre-processing, uniform noise, " + std::to_string(k) +
-                            " draw(s) per image";
+      r["dequantization"] =
+          dequantize_ + " pre-processing, " +
+          (dequantizer_ ? "variational noise q(u|x) (Flow++), importance-weighted bound"
+                        : "uniform noise") +
+          ", " + std::to_string(k) + " draw(s) per image";
     }
     return r;
   }
@@ -251,6 +301,7 @@ class FlowModel : public Model {
   void register_net() {
     holder_ = std::make_shared<HolderImpl>();
     holder_->register_module("flow", net_);
+    if (dequantizer_) holder_->register_module("dequantizer", dequantizer_);
   }
   int64_t dims() const {
     int64_t d = 1;
@@ -260,6 +311,7 @@ class FlowModel : public Model {
 
   DataInfo info_;
   flow::Flow net_;
+  flow::Dequantizer dequantizer_{nullptr};  // variational dequantisation, or null (uniform)
   std::shared_ptr<HolderImpl> holder_;
   std::string dequantize_;
   double alpha_ = 0.05, temperature_ = 1.0;
