@@ -14,6 +14,7 @@
 #include "genmodels/models/run.h"
 #include "genmodels/vae/vae.h"
 #include "test_util.h"
+#include "three_classes.h"
 
 namespace fs = std::filesystem;
 
@@ -124,37 +125,9 @@ TEST(VaeLearning, ToyThroughTheTrainerLearnsAndReportsItsLikelihood) {
   EXPECT_LT(r.at("nll_nats").get<double>(), 2.4);
 }
 
-namespace {
-
-// 8x8 gray images of three classes: top half bright, left half bright, a bright centre square;
-// pixel noise 0.15. Written as folder:DIR/{a,b,c}/NNN.png (classes a, b, c = 0, 1, 2).
-torch::Tensor class_pattern(int64_t c) {
-  torch::Tensor img = -0.8 * torch::ones({8, 8});
-  if (c == 0) img.narrow(0, 0, 4).fill_(0.8);
-  if (c == 1) img.narrow(1, 0, 4).fill_(0.8);
-  if (c == 2) img.narrow(0, 2, 4).narrow(1, 2, 4).fill_(0.8);
-  return img;
-}
-
-void write_three_class_folder(const std::string& dir, int64_t per_class) {
-  torch::manual_seed(11);
-  for (int64_t c = 0; c < 3; ++c) {
-    const std::string sub = dir + "/" + std::string(1, char('a' + c));
-    fs::create_directories(sub);
-    for (int64_t i = 0; i < per_class; ++i) {
-      torch::Tensor x = (class_pattern(c) + 0.15 * torch::randn({8, 8})).clamp(-1, 1);
-      char name[32];
-      std::snprintf(name, sizeof name, "/%03d.png", static_cast<int>(i));
-      gm::io::write_png(sub + name, ((x + 1) * 127.5).round().to(torch::kUInt8));
-    }
-  }
-}
-
-}  // namespace
-
 TEST(VaeLearning, ConditionalVampPriorDrawsTheRequestedClass) {
   gm::test::TempDir dir("gm_vae_cond");
-  write_three_class_folder(dir.file("data"), 100);
+  gm::test::write_three_class_folder(dir.file("data"), 100);
   gm::TrainArgs a;
   a.model = "vae";
   a.data = "folder:" + dir.file("data");
@@ -170,9 +143,6 @@ TEST(VaeLearning, ConditionalVampPriorDrawsTheRequestedClass) {
   EXPECT_TRUE(fs::exists(dir.file("run/samples/interpolations.png")));
 
   // Samples for class c are nearest to class c's pattern (the noise-free class mean).
-  std::vector<torch::Tensor> means;
-  for (int64_t c = 0; c < 3; ++c) means.push_back(class_pattern(c).reshape({1, 64}));
-  const torch::Tensor centres = torch::cat(means);
   gm::SampleArgs s;
   s.run = a.out;
   s.n = 100;
@@ -183,8 +153,7 @@ TEST(VaeLearning, ConditionalVampPriorDrawsTheRequestedClass) {
     const gm::SampleResult r = gm::sample_run(s);
     ASSERT_TRUE(r.labels.defined());
     EXPECT_TRUE((r.labels == c).all().item<bool>());
-    const torch::Tensor nearest = torch::cdist(r.x.reshape({s.n, 64}), centres).argmin(1);
-    const double share = (nearest == c).to(torch::kFloat64).mean().item<double>();
+    const double share = gm::test::share_nearest_class(r.x, c);
     std::cout << "class " << c << ": " << share << " of samples nearest its mean\n";
     EXPECT_GE(share, 0.9) << "class " << c;
   }
@@ -246,7 +215,7 @@ TEST(VaeLearning, ConditionalVampPriorDrawsTheRequestedClass) {
 // its bound and resumes bit-identically.
 TEST(VaeLearning, LadderVaeDrawsTheRequestedClassAndResumes) {
   gm::test::TempDir dir("gm_vae_ladder");
-  write_three_class_folder(dir.file("data"), 100);
+  gm::test::write_three_class_folder(dir.file("data"), 100);
   gm::TrainArgs a;
   a.model = "vae";
   a.data = "folder:" + dir.file("data");
@@ -259,9 +228,6 @@ TEST(VaeLearning, LadderVaeDrawsTheRequestedClassAndResumes) {
             "model.ladder_layers=1,1"};
   gm::run_train(a);
   EXPECT_TRUE(fs::exists(dir.file("run/samples/reconstructions.png")));
-  std::vector<torch::Tensor> means;
-  for (int64_t c = 0; c < 3; ++c) means.push_back(class_pattern(c).reshape({1, 64}));
-  const torch::Tensor centres = torch::cat(means);
   gm::SampleArgs s;
   s.run = a.out;
   s.n = 60;
@@ -270,8 +236,7 @@ TEST(VaeLearning, LadderVaeDrawsTheRequestedClassAndResumes) {
   for (int64_t c = 0; c < 3; ++c) {
     s.class_label = c;
     const gm::SampleResult r = gm::sample_run(s);
-    const torch::Tensor nearest = torch::cdist(r.x.reshape({s.n, 64}), centres).argmin(1);
-    const double share = (nearest == c).to(torch::kFloat64).mean().item<double>();
+    const double share = gm::test::share_nearest_class(r.x, c);
     std::cout << "ladder class " << c << ": " << share << " of samples nearest its mean\n";
     EXPECT_GE(share, 0.9) << "class " << c;
   }

@@ -233,11 +233,47 @@ torch::Tensor Squeeze::inverse(const torch::Tensor& y) {
 }
 
 // -------------------------------------------------------------------------------------- Split
-Split::Split(int64_t channels, bool learned_prior) : channels_(channels) {
+ClassPrior::ClassPrior(int64_t num_classes, std::vector<int64_t> shape) {
+  if (num_classes < 1 || shape.empty())
+    throw Error("flow: a class prior needs classes and a shape");
+  shape[0] *= 2;
+  shape.insert(shape.begin(), num_classes);
+  table_ = register_parameter("table", torch::zeros(shape));
+}
+
+std::pair<torch::Tensor, torch::Tensor> ClassPrior::params(const torch::Tensor& y) const {
+  if (!y.defined()) throw Error("flow: a class-conditional flow needs the class labels");
+  // x3: Adam moves each entry by about the learning rate per step, and class means several units
+  // apart would take thousands of steps to reach; Glow scales its zero-initialised layers' outputs
+  // the same way (its "logscale_factor" 3).
+  auto ml = (3.0 * table_.index_select(0, y.to(torch::kLong))).chunk(2, 1);
+  return {ml[0], ml[1]};
+}
+
+torch::Tensor ClassPrior::whiten(const torch::Tensor& h, const torch::Tensor& y,
+                                 torch::Tensor& logdet) {
+  auto [mean, logs] = params(y);
+  logdet = logdet - per_example_sum(logs);
+  return (h - mean) * torch::exp(-logs);
+}
+
+torch::Tensor ClassPrior::colour(const torch::Tensor& z, const torch::Tensor& y) {
+  auto [mean, logs] = params(y);
+  return mean + torch::exp(logs) * z;
+}
+
+Split::Split(int64_t channels, bool learned_prior, int64_t num_classes,
+             std::vector<int64_t> spatial)
+    : channels_(channels) {
   if (channels < 2) throw Error("flow: cannot factor out half of 1 channel");
   if (learned_prior)
     conv_ =
         register_module("prior", zero_init(conv(channels - channels / 2, 2 * (channels / 2), 3)));
+  if (num_classes > 0) {
+    spatial.insert(spatial.begin(), channels / 2);
+    class_prior_ =
+        register_module("class_prior", std::make_shared<ClassPrior>(num_classes, spatial));
+  }
 }
 
 std::pair<torch::Tensor, torch::Tensor> Split::prior(const torch::Tensor& kept) {
@@ -246,19 +282,27 @@ std::pair<torch::Tensor, torch::Tensor> Split::prior(const torch::Tensor& kept) 
 }
 
 std::pair<torch::Tensor, torch::Tensor> Split::forward(const torch::Tensor& x,
-                                                       torch::Tensor& logdet) {
+                                                       torch::Tensor& logdet,
+                                                       const torch::Tensor& y) {
   const int64_t keep = channels_ - channels_ / 2;
   torch::Tensor kept = x.narrow(1, 0, keep), out = x.narrow(1, keep, channels_ / 2);
-  if (!conv_) return {kept, out};
-  auto [mean, logs] = prior(kept);
-  logdet = logdet - per_example_sum(logs);
-  return {kept, (out - mean) * torch::exp(-logs)};
+  if (conv_) {
+    auto [mean, logs] = prior(kept);
+    logdet = logdet - per_example_sum(logs);
+    out = (out - mean) * torch::exp(-logs);
+  }
+  if (class_prior_) out = class_prior_->whiten(out, y, logdet);
+  return {kept, out};
 }
 
-torch::Tensor Split::inverse(const torch::Tensor& kept, const torch::Tensor& latent) {
-  if (!conv_) return torch::cat({kept, latent}, 1);
-  auto [mean, logs] = prior(kept);
-  return torch::cat({kept, mean + torch::exp(logs) * latent}, 1);
+torch::Tensor Split::inverse(const torch::Tensor& kept, const torch::Tensor& latent,
+                             const torch::Tensor& y) {
+  torch::Tensor out = class_prior_ ? class_prior_->colour(latent, y) : latent;
+  if (conv_) {
+    auto [mean, logs] = prior(kept);
+    out = mean + torch::exp(logs) * out;
+  }
+  return torch::cat({kept, out}, 1);
 }
 
 }  // namespace gm::flow

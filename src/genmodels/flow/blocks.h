@@ -19,6 +19,7 @@
 #include <torch/torch.h>
 
 #include <string>
+#include <vector>
 
 namespace gm::flow {
 
@@ -115,19 +116,43 @@ class Squeeze : public Bijection {
   torch::Tensor inverse(const torch::Tensor& y) override;
 };
 
+/// The per-class prior N(mean_y, exp(logs_y)^2) of a latent (K x 2C x ... learned, zero at init:
+/// N(0, I)), applied as a whitening z = (h - mean_y) exp(-logs_y), so that every latent of the
+/// flow stays N(0, I). Glow's class-conditional prior (Kingma & Dhariwal 2018 sec. 5, there a
+/// per-channel term on the top latent), here per position and at every factor-out.
+class ClassPrior : public torch::nn::Module {
+ public:
+  /// `shape`: one example's latent, C x H x W or D.
+  ClassPrior(int64_t num_classes, std::vector<int64_t> shape);
+  /// `y`: int64 labels (N); adds -sum(logs_y) into logdet.
+  torch::Tensor whiten(const torch::Tensor& h, const torch::Tensor& y, torch::Tensor& logdet);
+  torch::Tensor colour(const torch::Tensor& z, const torch::Tensor& y);
+
+ private:
+  std::pair<torch::Tensor, torch::Tensor> params(const torch::Tensor& y) const;
+  torch::Tensor table_;  // K x 2C x ...
+};
+
 /// Factor-out: x (C channels) -> kept (C - C/2 channels) and a whitened latent (C/2 channels).
+/// With `num_classes` > 0 the whitened half is whitened once more by a ClassPrior of the labels.
 class Split : public torch::nn::Module {
  public:
-  Split(int64_t channels, bool learned_prior);
-  /// Returns {kept, latent}; adds -sum(logs) (the whitening) into logdet.
-  std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& x, torch::Tensor& logdet);
-  torch::Tensor inverse(const torch::Tensor& kept, const torch::Tensor& latent);
+  /// `spatial`: H, W of x (needed only with classes).
+  Split(int64_t channels, bool learned_prior, int64_t num_classes = 0,
+        std::vector<int64_t> spatial = {});
+  /// Returns {kept, latent}; adds -sum(logs) (the whitening) into logdet. `y`: int64 labels,
+  /// required when the split is class-conditional, else ignored.
+  std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& x, torch::Tensor& logdet,
+                                                  const torch::Tensor& y = {});
+  torch::Tensor inverse(const torch::Tensor& kept, const torch::Tensor& latent,
+                        const torch::Tensor& y = {});
   int64_t factored_channels() const { return channels_ / 2; }
 
  private:
   std::pair<torch::Tensor, torch::Tensor> prior(const torch::Tensor& kept);
   int64_t channels_;
-  torch::nn::Conv2d conv_{nullptr};  // learned prior (zero-initialised), or null
+  torch::nn::Conv2d conv_{nullptr};          // learned prior (zero-initialised), or null
+  std::shared_ptr<ClassPrior> class_prior_;  // or null
 };
 
 /// log N(z; 0, I) summed over all but the first dimension.

@@ -60,6 +60,7 @@ FlowImpl::FlowImpl(FlowOptions o) : options_(std::move(o)) {
     return;
   }
   if (s.size() != 3) throw Error("flow: data must be images (C x H x W) or vectors");
+  const int64_t K = options_.num_classes;
   const int64_t L = options_.levels > 0 ? options_.levels : auto_levels(s);
   int64_t C = s[0], H = s[1], W = s[2];
   {
@@ -108,15 +109,20 @@ FlowImpl::FlowImpl(FlowOptions o) : options_(std::move(o)) {
       }
     }
     if (!last) {
-      add_split(std::make_shared<Split>(C, glow && options_.learned_prior));
+      add_split(std::make_shared<Split>(C, glow && options_.learned_prior, K,
+                                        std::vector<int64_t>{H, W}));
       latent_shapes_.push_back({C / 2, H, W});
       C -= C / 2;
     }
   }
   latent_shapes_.push_back({C, H, W});
+  if (K > 0)
+    top_prior_ =
+        register_module("top_prior", std::make_shared<ClassPrior>(K, latent_shapes_.back()));
 }
 
-std::pair<std::vector<torch::Tensor>, torch::Tensor> FlowImpl::encode(const torch::Tensor& x) {
+std::pair<std::vector<torch::Tensor>, torch::Tensor> FlowImpl::encode(const torch::Tensor& x,
+                                                                      const torch::Tensor& y) {
   std::vector<torch::Tensor> latents;
   torch::Tensor logdet = torch::zeros({x.size(0)}, x.options());
   torch::Tensor h = x;
@@ -124,37 +130,38 @@ std::pair<std::vector<torch::Tensor>, torch::Tensor> FlowImpl::encode(const torc
     if (it.bijection) {
       h = it.bijection->forward(h, logdet);
     } else {
-      auto [kept, z] = it.split->forward(h, logdet);
+      auto [kept, z] = it.split->forward(h, logdet, y);
       latents.push_back(z);
       h = kept;
     }
   }
-  latents.push_back(h);
+  latents.push_back(top_prior_ ? top_prior_->whiten(h, y, logdet) : h);
   return {latents, logdet};
 }
 
-torch::Tensor FlowImpl::decode(const std::vector<torch::Tensor>& latents) {
+torch::Tensor FlowImpl::decode(const std::vector<torch::Tensor>& latents, const torch::Tensor& y) {
   if (latents.size() != latent_shapes_.size())
     throw Error("flow: decode needs " + std::to_string(latent_shapes_.size()) + " latents");
   size_t next = latents.size() - 1;
-  torch::Tensor h = latents[next];
+  torch::Tensor h = top_prior_ ? top_prior_->colour(latents[next], y) : latents[next];
   for (auto it = items_.rbegin(); it != items_.rend(); ++it) {
     if (it->bijection)
       h = it->bijection->inverse(h);
     else
-      h = it->split->inverse(h, latents[--next]);
+      h = it->split->inverse(h, latents[--next], y);
   }
   return h;
 }
 
-torch::Tensor FlowImpl::log_prob(const torch::Tensor& x) {
-  auto [latents, logdet] = encode(x);
+torch::Tensor FlowImpl::log_prob(const torch::Tensor& x, const torch::Tensor& y) {
+  auto [latents, logdet] = encode(x, y);
   torch::Tensor lp = logdet;
   for (const auto& z : latents) lp = lp + standard_normal_log_prob(z);
   return lp;
 }
 
-torch::Tensor FlowImpl::sample(int64_t n, double temperature, at::Generator& gen) {
+torch::Tensor FlowImpl::sample(int64_t n, double temperature, at::Generator& gen,
+                               const torch::Tensor& y) {
   std::vector<torch::Tensor> latents;
   for (const auto& s : latent_shapes_) {
     std::vector<int64_t> shape = {n};
@@ -163,7 +170,7 @@ torch::Tensor FlowImpl::sample(int64_t n, double temperature, at::Generator& gen
   }
   auto dev = parameters().empty() ? torch::Device(torch::kCPU) : parameters().front().device();
   for (auto& z : latents) z = z.to(dev);
-  return decode(latents);
+  return decode(latents, y.defined() ? y.to(dev) : y);
 }
 
 torch::Tensor logit_transform(const torch::Tensor& u, double alpha, torch::Tensor& logdet) {

@@ -37,6 +37,9 @@ struct FlowOptions {
   std::string scale = "auto";  ///< coupling log-scale: "sigmoid" | "tanh" ("auto": glow sigmoid)
   double scale_bound = 3.0;    ///< soft bound of sigmoid log-scales (CouplingOptions)
   bool bf16 = false;           ///< conditioner networks in bf16 (CouplingOptions::bf16)
+  /// Images: > 0 makes the flow class-conditional, log p(x | y), through a learned per-class
+  /// prior on every latent (ClassPrior); the bijection itself does not see y.
+  int64_t num_classes = 0;
 };
 
 /// Levels the image side allows: halvings while both sides stay even, at most 3.
@@ -46,14 +49,18 @@ class FlowImpl : public torch::nn::Module {
  public:
   explicit FlowImpl(FlowOptions options);
 
-  /// x -> {latents (each ~ N(0, I) under the model), log|det dz/dx| per example}.
-  std::pair<std::vector<torch::Tensor>, torch::Tensor> encode(const torch::Tensor& x);
+  /// x -> {latents (each ~ N(0, I) under the model), log|det dz/dx| per example}. `y`: int64
+  /// labels (N), required when class-conditional and ignored otherwise.
+  std::pair<std::vector<torch::Tensor>, torch::Tensor> encode(const torch::Tensor& x,
+                                                              const torch::Tensor& y = {});
   /// The exact inverse of encode().
-  torch::Tensor decode(const std::vector<torch::Tensor>& latents);
-  /// log p(x) per example in nats (a density on the flow's input space).
-  torch::Tensor log_prob(const torch::Tensor& x);
-  /// n draws: latents ~ N(0, temperature^2 I) pushed through decode().
-  torch::Tensor sample(int64_t n, double temperature, at::Generator& gen);
+  torch::Tensor decode(const std::vector<torch::Tensor>& latents, const torch::Tensor& y = {});
+  /// log p(x) (or log p(x | y)) per example in nats (a density on the flow's input space).
+  torch::Tensor log_prob(const torch::Tensor& x, const torch::Tensor& y = {});
+  /// n draws: latents ~ N(0, temperature^2 I) pushed through decode() (of class y when given).
+  torch::Tensor sample(int64_t n, double temperature, at::Generator& gen,
+                       const torch::Tensor& y = {});
+  bool conditional() const { return options_.num_classes > 0; }
 
   const FlowOptions& options() const { return options_; }
   /// Per-example shape of each latent, in encode() order.
@@ -71,6 +78,7 @@ class FlowImpl : public torch::nn::Module {
   torch::nn::ModuleList items_module_;
   std::vector<Item> items_;
   std::vector<std::vector<int64_t>> latent_shapes_;
+  std::shared_ptr<ClassPrior> top_prior_;  // class-conditional: the last latent's prior
 };
 TORCH_MODULE(Flow);
 

@@ -42,6 +42,7 @@ struct FlowSettings {
   int64_t eval_samples = 1;                ///< model.eval_samples
   std::string precision = "fp32";          ///< model.precision
   bool learned_prior = true;               ///< model.learned_prior (glow only)
+  bool conditional = true;                 ///< model.conditional
   double temperature = 1.0;                ///< sample.temperature
 
   static FlowSettings defaults(const std::string& arch) {
@@ -92,6 +93,9 @@ KeyTable<FlowSettings> flow_keys(const std::string& arch) {
         "coupling network arithmetic: fp32, or bf16 autocast for the conditioner networks "
         "(scales, shifts, the coupling itself and log-determinants stay fp32)",
         {"fp32", "bf16"});
+  t.add("model.conditional", &O::conditional,
+        "class-conditional log p(x|y) on labelled images: a learned per-class prior on every "
+        "latent (Glow's y-conditioned prior, Kingma & Dhariwal 2018 sec. 5); sample --class");
   if (arch == "glow")
     t.add("model.learned_prior", &O::learned_prior,
           "learned conditional prior at each factor-out (Glow)");
@@ -117,6 +121,8 @@ class FlowModel : public Model {
     o.scale = st.coupling_scale;
     o.scale_bound = st.scale_bound;
     o.bf16 = nn::parse_precision(st.precision, "model.precision") == nn::Precision::Bf16;
+    conditional_ = st.conditional && image && info.num_classes() > 0;
+    o.num_classes = conditional_ ? info.num_classes() : 0;
     dequantize_ = st.dequantize;
     alpha_ = st.logit_alpha;
     temperature_ = st.temperature;
@@ -140,8 +146,9 @@ class FlowModel : public Model {
   torch::nn::Module& module() override { return *holder_; }
 
   /// Per example: -log p(k + u) in nats, the density of dequantised pixels k + u in [0, 256)^D
-  /// (images; with uniform u an upper bound on the discrete NLL), or -log p(x) (vectors).
-  torch::Tensor nll(const torch::Tensor& x, const torch::Tensor& u) {
+  /// (images; with uniform u an upper bound on the discrete NLL), or -log p(x) (vectors); given
+  /// the labels y when class-conditional.
+  torch::Tensor nll(const torch::Tensor& x, const torch::Tensor& u, const torch::Tensor& label) {
     if (!info_.is_image()) return -net_->log_prob(x);
     torch::Tensor logdet = torch::zeros({x.size(0)}, x.options());
     torch::Tensor x01 = (levels_of(x) + u) / 256.0;  // R = 1 dequantised pixels
@@ -153,23 +160,24 @@ class FlowModel : public Model {
       logdet = logdet + static_cast<double>(dims()) * std::log(2.0);
     }
     // -log p(x01) + D log 256 bounds -log P(k) (metrics/bits_per_dim.h, R = 1).
-    return -(net_->log_prob(y) + logdet) + static_cast<double>(dims()) * kLog256;
+    return -(net_->log_prob(y, labels(label)) + logdet) + static_cast<double>(dims()) * kLog256;
   }
 
   // Per example: the negative dequantisation bound -(log p(k + u) - log q(u | k)) with one draw
   // u ~ q (Flow++ eq. 12; q = 1 for uniform u), and log q(u | k) (undefined unless variational).
-  std::pair<torch::Tensor, torch::Tensor> objective(const torch::Tensor& x) {
-    if (!info_.is_image()) return {nll(x, torch::Tensor()), torch::Tensor()};
-    if (!dequantizer_) return {nll(x, torch::rand_like(x)), torch::Tensor()};
+  std::pair<torch::Tensor, torch::Tensor> objective(const torch::Tensor& x,
+                                                    const torch::Tensor& y) {
+    if (!info_.is_image()) return {nll(x, torch::Tensor(), y), torch::Tensor()};
+    if (!dequantizer_) return {nll(x, torch::rand_like(x), y), torch::Tensor()};
     auto [u, log_q] = dequantizer_->sample(levels_of(x), torch::randn_like(x));
-    return {nll(x, u) + log_q, log_q};
+    return {nll(x, u, y) + log_q, log_q};
   }
   double nats_per_bit_dim() const { return static_cast<double>(dims()) * std::log(2.0); }
 
   // Maximum likelihood on dequantised data (Dinh et al. 2017 eq. 3; Kingma & Dhariwal 2018),
   // jointly with the dequantiser when variational (Flow++ eq. 12).
-  torch::Tensor loss(const torch::Tensor& x, const torch::Tensor&) override {
-    torch::Tensor l = objective(x).first.mean();
+  torch::Tensor loss(const torch::Tensor& x, const torch::Tensor& y) override {
+    torch::Tensor l = objective(x, y).first.mean();
     // Images: bits/dim (the number people compare); vectors: nats per example.
     return info_.is_image() ? l / nats_per_bit_dim() : l;
   }
@@ -181,7 +189,7 @@ class FlowModel : public Model {
       ctx.minimize("main", loss(b.x, b.y));
       return;
     }
-    auto [l, log_q] = objective(b.x);
+    auto [l, log_q] = objective(b.x, b.y);
     ctx.log("dequant_log_q", log_q.mean().item<double>() / nats_per_bit_dim());
     ctx.minimize("main", l.mean() / nats_per_bit_dim());
   }
@@ -202,8 +210,10 @@ class FlowModel : public Model {
     gen.set_state(state);
   }
 
-  torch::Tensor draw(int64_t n, double temperature, at::Generator& gen) {
-    torch::Tensor y = net_->sample(n, temperature, gen);
+  // n images (of classes `label` when conditional) at a latent temperature.
+  torch::Tensor draw(int64_t n, double temperature, at::Generator& gen,
+                     const torch::Tensor& label) {
+    torch::Tensor y = net_->sample(n, temperature, gen, labels(label));
     if (!info_.is_image()) return y;
     torch::Tensor x01 = dequantize_ == "logit" ? flow::logit_inverse(y, alpha_) : (y + 1.0) * 0.5;
     torch::Tensor k = torch::floor(x01 * 256.0).clamp(0, 255);
@@ -213,16 +223,20 @@ class FlowModel : public Model {
   SampleResult sample(const SampleRequest& req) override {
     torch::NoGradGuard no_grad;
     const double t = temperature_;
+    SampleResult res;
+    res.labels = request_labels(req, info_.num_classes(), conditional_);
     at::Generator gen = at::detail::createCPUGenerator(req.seed);
     std::vector<torch::Tensor> parts;
     for (int64_t i = 0; i < req.n; i += 500) {
       const int64_t b = std::min<int64_t>(500, req.n - i);
-      parts.push_back(draw(b, t, gen).cpu());
+      const torch::Tensor y = conditional_ ? res.labels.narrow(0, i, b) : torch::Tensor();
+      parts.push_back(draw(b, t, gen, y).cpu());
       if (req.progress) req.progress(i + b, req.n);
     }
-    SampleResult res;
     res.x = torch::cat(parts);
     res.params = {{"seed", std::to_string(req.seed)}, {"temperature", std::to_string(t)}};
+    if (conditional_)
+      res.params["class"] = req.class_label >= 0 ? std::to_string(req.class_label) : "all";
     return res;
   }
 
@@ -233,30 +247,37 @@ class FlowModel : public Model {
     if (!info_.is_image()) k = 1;
     if (n <= 0 || n > test.size()) n = test.size();
     at::Generator gen = at::detail::createCPUGenerator(seed);
-    double total = 0;
+    std::vector<torch::Tensor> lls;  // per test example, float64
     Progress bar(n, 0, "nll", 10.0, /*delay_s=*/1.0);
     for (int64_t i = 0; i < n; i += 500) {
       const int64_t b = std::min<int64_t>(500, n - i);
-      torch::Tensor x = test.x.narrow(0, i, b);
+      torch::Tensor x = test.x.narrow(0, i, b),
+                    y = test.y.defined() ? test.y.narrow(0, i, b) : test.y;
       torch::Tensor ll;
       if (info_.is_image()) {
         // Importance-weighted dequantisation: log P(k) >= log mean_j p(k + u_j) / q(u_j | k)
         // (Ho et al. 2019, Flow++, eq. 13; q = 1 for uniform noise); k = 1 is the usual
         // single-draw bound.
-        ll = flow::dequantized_log_likelihood([&](const torch::Tensor& u) { return -nll(x, u); },
+        ll = flow::dequantized_log_likelihood([&](const torch::Tensor& u) { return -nll(x, u, y); },
                                               dequantizer_ ? dequantizer_.get() : nullptr,
                                               levels_of(x), k, gen);
       } else {
-        ll = -nll(x, torch::Tensor()).to(torch::kFloat64);
+        ll = -nll(x, torch::Tensor(), y).to(torch::kFloat64);
       }
-      total += -ll.sum().item<double>();
+      lls.push_back(ll);
       bar.update(i + b, "images, K = " + std::to_string(k));
     }
     bar.finish("");
-    Json r = {{"n", n}, {"nll_nats", total / n}};
+    torch::Tensor ll = torch::cat(lls);
+    // the standard error of the mean over test images (0 for a single image)
+    const double nll = -ll.mean().item<double>(),
+                 se = n > 1 ? (ll.std() / std::sqrt(double(n))).item<double>() : 0.0;
+    Json r = {{"n", n}, {"nll_nats", nll}, {"nll_stderr", se}, {"conditional", conditional_}};
+    if (conditional_) r["description"] = "-log p(x|y), each test image given its label";
     if (info_.is_image()) {
       r["k"] = k;
-      r["bits_per_dim"] = metrics::bits_per_dim(total / n, dims());
+      r["bits_per_dim"] = metrics::bits_per_dim(nll, dims());
+      r["bits_per_dim_stderr"] = metrics::bits_per_dim(se, dims());
       r["dequantization"] =
           dequantize_ + " pre-processing, " +
           (dequantizer_ ? "variational noise q(u|x) (Flow++), importance-weighted bound"
@@ -277,10 +298,13 @@ class FlowModel : public Model {
       std::vector<torch::Tensor> rows;
       for (double t : {0.0, 0.5, 0.7, 0.85, 1.0}) {
         at::Generator gen = at::detail::createCPUGenerator(seed);
-        rows.push_back(draw(10, t, gen));
+        rows.push_back(
+            draw(10, t, gen, torch::arange(10) % std::max<int64_t>(1, info_.num_classes())));
       }
       files.push_back(run.figure("temperatures.png"));
-      text["figure"] = "rows: sampling temperature 0, 0.5, 0.7, 0.85, 1 (same latents)";
+      text["figure"] =
+          std::string("rows: sampling temperature 0, 0.5, 0.7, 0.85, 1 (same latents)") +
+          (conditional_ ? "; columns: classes 0-9" : "");
       io::write_png(files.back(), io::make_grid(torch::cat(rows), 10), text);
     } else if (info_.shape[0] == 2) {
       const double extent = 4.0;
@@ -303,6 +327,10 @@ class FlowModel : public Model {
     holder_->register_module("flow", net_);
     if (dequantizer_) holder_->register_module("dequantizer", dequantizer_);
   }
+  // The labels the flow sees: y for a conditional model, none otherwise.
+  torch::Tensor labels(const torch::Tensor& y) const {
+    return conditional_ && y.defined() ? y.to(torch::kInt64) : torch::Tensor();
+  }
   int64_t dims() const {
     int64_t d = 1;
     for (int64_t v : info_.shape) d *= v;
@@ -316,6 +344,7 @@ class FlowModel : public Model {
   std::string dequantize_;
   double alpha_ = 0.05, temperature_ = 1.0;
   int64_t eval_samples_ = 1;
+  bool conditional_ = false;
 };
 
 }  // namespace
@@ -331,6 +360,8 @@ std::vector<ModelEntry> flow_entries() {
                                    : "RealNVP flow: checkerboard/channel affine couplings, "
                                      "multi-scale (Dinh et al. 2017), exact likelihood";
     e.config_keys = flow_keys(arch).keys(FlowSettings::defaults(arch));
+    // Runs written before the class-conditional flows were unconditional.
+    e.stored_run_defaults = {{"model.conditional", "false"}};
     e.defaults = {{"train.batch_size", "64"},     {"train.lr", "1e-3"},
                   {"train.warmup_steps", "500"},  {"train.lr_schedule", "cosine"},
                   {"train.lr_min_ratio", "0.05"}, {"train.ema_decay", "0.999"},
