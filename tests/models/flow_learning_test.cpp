@@ -80,9 +80,11 @@ TEST(FlowLearning, GlowOnFashionMnistLearnsAndSamplesFiniteAtTemperatureOne) {
   gm::run_train(a);
   const double bpd = gm::run_likelihood(la).at("bits_per_dim").get<double>();
   std::cout << "glow fashion-mnist test bits/dim: " << bpd0 << " -> " << bpd << "\n";
-  // 400 steps take it from about 8.1 to 5.8 bits/dim (the EMA weights lag a little).
+  // 400 steps take it from about 5.8 to 3.7 bits/dim with the defaults (logit inputs, tanh
+  // scales, variational dequantisation; the EMA weights lag a little). Glow's own sigmoid scales
+  // on [-1, 1] inputs got to 5.8.
   EXPECT_LT(bpd, bpd0 - 1.5);
-  EXPECT_LT(bpd, 6.5);
+  EXPECT_LT(bpd, 4.5);
   gm::SampleArgs s;
   s.run = a.out;
   s.n = 200;

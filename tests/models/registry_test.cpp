@@ -30,8 +30,9 @@ TEST(Registry, DefaultConfigRoundTripsForEveryModel) {
   // Shared keys carry the model's defaults (ddpm trains at lr 1e-3, the trainer's default is 2e-4).
   EXPECT_EQ(gm::make_config(gm::find_model("ddpm")).get_float("train.lr"), 1e-3);
   EXPECT_EQ(gm::make_config(gm::find_model("lda")).get_float("train.lr"), 2e-4);
-  EXPECT_EQ(gm::make_config(gm::find_model("glow")).get_string("model.coupling_scale"), "sigmoid");
-  EXPECT_EQ(gm::make_config(gm::find_model("realnvp")).get_string("model.coupling_scale"), "tanh");
+  EXPECT_EQ(gm::make_config(gm::find_model("glow")).get_float("model.logit_alpha"), 0.001);
+  EXPECT_EQ(gm::make_config(gm::find_model("realnvp")).get_float("model.logit_alpha"), 0.05);
+  EXPECT_EQ(gm::make_config(gm::find_model("glow")).get_int("model.res_blocks"), 0);
 }
 
 // A run stored before a key existed loads with the value it was trained with, not the new default;
