@@ -13,6 +13,7 @@
 #include "genmodels/data/toy2d.h"
 #include "genmodels/io/image.h"
 #include "genmodels/models/run.h"
+#include "resume_check.h"
 #include "test_util.h"
 #include "three_classes.h"
 
@@ -179,18 +180,7 @@ TEST(FlowLearning, VariationalDequantizationTrainsAndResumesBitIdentically) {
 
   gm::TrainArgs a = tiny_glow(data, dir.file("straight"), "variational", 30);
   a.sets.push_back("train.checkpoint_every=10");
-  gm::run_train(a);
-  gm::TrainArgs b = a;
-  b.out = dir.file("split");
-  b.stop_at = 15;
-  gm::run_train(b);
-  b.stop_at = 0;
-  b.resume = true;
-  b.data.reset();
-  gm::run_train(b);
-  EXPECT_GT(
-      gm::test::expect_same_checkpoint_tensors(a.out + "/checkpoint.pt", b.out + "/checkpoint.pt"),
-      40);
+  EXPECT_GT(gm::test::expect_bit_identical_resume(a, dir.file("split"), 15), 40);
   int deq_tensors = 0;
   for (const auto& [name, t] : gm::test::checkpoint_tensors(a.out + "/checkpoint.pt"))
     if (name.find("dequantizer") != std::string::npos) ++deq_tensors;

@@ -8,6 +8,7 @@
 #include "genmodels/data/toy2d.h"
 #include "genmodels/metrics/toy2d.h"
 #include "genmodels/models/run.h"
+#include "resume_check.h"
 #include "test_util.h"
 
 namespace {
@@ -68,18 +69,7 @@ TEST(GanLearning, ResumeIsBitIdentical) {
   gm::test::TempDir tmp;
   gm::TrainArgs a = toy("wgan-gp", tmp.file("straight"), 24);
   a.sets.push_back("train.checkpoint_every=5");
-  gm::run_train(a);
-  gm::TrainArgs b = a;
-  b.out = tmp.file("split");
-  b.stop_at = 11;
-  gm::run_train(b);
-  b.stop_at = 0;
-  b.resume = true;
-  b.data.reset();
-  gm::run_train(b);
-  EXPECT_GT(
-      gm::test::expect_same_checkpoint_tensors(a.out + "/checkpoint.pt", b.out + "/checkpoint.pt"),
-      20);
+  EXPECT_GT(gm::test::expect_bit_identical_resume(a, tmp.file("split"), 11), 20);
   const auto ta = gm::test::checkpoint_tensors(a.out + "/checkpoint.pt");
   EXPECT_TRUE(ta.count("ema/g/hidden0.weight") && !ta.count("ema/d/head.weight"));
 }

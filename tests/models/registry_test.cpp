@@ -45,6 +45,12 @@ TEST(Registry, StoredRunsWithoutANewKeyKeepTheirBehaviour) {
   EXPECT_EQ(gm::make_run_config(vae, "[model]\nlatent = 4\n", "old").get_int("model.latent"), 4);
   EXPECT_TRUE(gm::make_run_config(vae, "[model]\nconditional = true\n", "new")
                   .get_bool("model.conditional"));
+  // A glow run from before variational dequantisation has no dequantiser in its checkpoint.
+  const gm::ModelEntry& glow = gm::find_model("glow");
+  EXPECT_EQ(gm::make_config(glow).get_string("model.dequantization"), "auto");
+  EXPECT_EQ(
+      gm::make_run_config(glow, "[model]\nhidden = 0\n", "old").get_string("model.dequantization"),
+      "uniform");
   // Every stored_run_defaults key exists and its value parses.
   for (const auto& entry : gm::model_registry())
     for (const auto& [key, value] : entry.stored_run_defaults) {

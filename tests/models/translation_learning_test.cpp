@@ -10,6 +10,7 @@
 #include "genmodels/core/json.h"
 #include "genmodels/io/image.h"
 #include "genmodels/models/run.h"
+#include "resume_check.h"
 #include "test_util.h"
 
 namespace {
@@ -168,19 +169,7 @@ TEST(TranslationLearning, FourOptimizerResumeIsBitIdentical) {
   const auto [a, b] = inversion_domains(tmp.file("domains"));
   gm::TrainArgs straight = cyclegan_args(a, b, tmp.file("straight"), 12);
   straight.sets.push_back("train.checkpoint_every=4");
-  gm::run_train(straight);
-  gm::TrainArgs split = straight;
-  split.out = tmp.file("split");
-  split.stop_at = 7;
-  gm::run_train(split);
-  split.stop_at = 0;
-  split.resume = true;
-  split.data.reset();
-  split.data_b.reset();
-  gm::run_train(split);
-  EXPECT_GT(gm::test::expect_same_checkpoint_tensors(straight.out + "/checkpoint.pt",
-                                                     split.out + "/checkpoint.pt"),
-            40);
+  EXPECT_GT(gm::test::expect_bit_identical_resume(straight, tmp.file("split"), 7), 40);
   const auto ta = gm::test::checkpoint_tensors(straight.out + "/checkpoint.pt");
   for (const char* key : {"model/pool_a/images", "model/pool_b/count", "ema/g_a/conv_in.weight",
                           "ema/g_b/conv_in.weight", "model/d_b/conv0/weight"})

@@ -13,6 +13,7 @@
 #include "genmodels/metrics/toy2d.h"
 #include "genmodels/models/run.h"
 #include "genmodels/vae/vae.h"
+#include "resume_check.h"
 #include "test_util.h"
 #include "three_classes.h"
 
@@ -191,18 +192,7 @@ TEST(VaeLearning, ConditionalVampPriorDrawsTheRequestedClass) {
   // Resume: 20 steps at once equal 11 + 9 resumed, pseudo-inputs included.
   a.steps = 20;
   a.out = dir.file("once");
-  gm::run_train(a);
-  gm::TrainArgs b = a;
-  b.out = dir.file("split");
-  b.stop_at = 11;
-  gm::run_train(b);
-  b.stop_at = 0;
-  b.resume = true;
-  b.data.reset();
-  gm::run_train(b);
-  EXPECT_GT(
-      gm::test::expect_same_checkpoint_tensors(a.out + "/checkpoint.pt", b.out + "/checkpoint.pt"),
-      10);
+  EXPECT_GT(gm::test::expect_bit_identical_resume(a, dir.file("split"), 11), 10);
   int saved = 0;  // the pseudo-inputs and class embeddings, in the weights and their EMA
   for (const auto& [name, tensor] : gm::test::checkpoint_tensors(a.out + "/checkpoint.pt"))
     saved += name.find("pseudo_inputs") != std::string::npos ||
@@ -253,18 +243,7 @@ TEST(VaeLearning, LadderVaeDrawsTheRequestedClassAndResumes) {
   // Resume: 10 steps at once equal 6 + 4 resumed.
   a.steps = 10;
   a.out = dir.file("once");
-  gm::run_train(a);
-  gm::TrainArgs b = a;
-  b.out = dir.file("split");
-  b.stop_at = 6;
-  gm::run_train(b);
-  b.stop_at = 0;
-  b.resume = true;
-  b.data.reset();
-  gm::run_train(b);
-  EXPECT_GT(
-      gm::test::expect_same_checkpoint_tensors(a.out + "/checkpoint.pt", b.out + "/checkpoint.pt"),
-      10);
+  EXPECT_GT(gm::test::expect_bit_identical_resume(a, dir.file("split"), 6), 10);
   // Bad settings are one line naming the key.
   gm::TrainArgs bad = a;
   bad.out = dir.file("bad");

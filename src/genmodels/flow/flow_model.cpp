@@ -366,8 +366,9 @@ std::vector<ModelEntry> flow_entries() {
                                    : "RealNVP flow: checkerboard/channel affine couplings, "
                                      "multi-scale (Dinh et al. 2017), exact likelihood";
     e.config_keys = flow_keys(arch).keys(FlowSettings::defaults(arch));
-    // Runs written before the class-conditional flows were unconditional.
-    e.stored_run_defaults = {{"model.conditional", "false"}};
+    // Runs written before the class-conditional flows and variational dequantisation were
+    // unconditional, with uniform noise.
+    e.stored_run_defaults = {{"model.conditional", "false"}, {"model.dequantization", "uniform"}};
     e.defaults = {{"train.batch_size", "64"},     {"train.lr", "1e-3"},
                   {"train.warmup_steps", "500"},  {"train.lr_schedule", "cosine"},
                   {"train.lr_min_ratio", "0.05"}, {"train.ema_decay", "0.999"},
