@@ -198,12 +198,12 @@ Json write_translation_config(const std::string& name, gm::Model& model, const g
             {"beta1", c.get_float("train.beta1")},
             {"beta2", c.get_float("train.beta2")},
             {"bf16", c.get_string("model.precision") == "bf16"}};
+  j["g_blocks"] = c.get_int("model.g_blocks");
   if (name == "pix2pix") {
     j["lambda_l1"] = c.get_float("model.lambda_l1");
   } else {
     j["lambda_cycle"] = c.get_float("model.lambda_cycle");
     j["lambda_identity"] = c.get_float("model.lambda_identity");
-    j["g_blocks"] = c.get_int("model.g_blocks");
     j["pool_size"] = c.get_int("model.pool_size");
   }
   j["params"] = B::write_state(model.module(), dir);

@@ -122,7 +122,7 @@ class Norm2d(nn.Module):
 
 
 class UnetGenerator(nn.Module):
-    def __init__(self, c_in, c_out, size, ch, norm):
+    def __init__(self, c_in, c_out, size, ch, norm, blocks=0):
         super().__init__()
         k, s = 0, size
         while s % 2 == 0 and s // 2 >= 1 and k < 8:
@@ -137,6 +137,9 @@ class UnetGenerator(nn.Module):
         if self.has_mid:
             self.mid = nn.Conv2d(c(k - 1), c(k - 1), 3, 1, 1)
             self.mid2 = nn.Conv2d(c(k - 1), c(k - 1), 3, 1, 2, dilation=2)
+            self.blocks = blocks
+            for b in range(blocks):  # residual blocks at the bottleneck (model.g_blocks)
+                setattr(self, f"mid_block{b}", ResnetBlock(c(k - 1), norm))
         for i in range(k - 1, -1, -1):
             cin = c(i) if (i == k - 1 and not self.has_mid) else 2 * c(i)
             cout = c_out if i == 0 else c(i - 1)
@@ -152,9 +155,13 @@ class UnetGenerator(nn.Module):
                 h = getattr(self, f"down_norm{i}")(h)
             d.append(h)
         k = self.k
-        h = torch.cat([d[k - 1], self.mid2(F.relu(self.mid(F.leaky_relu(d[k - 1], 0.2))))], 1) \
-            if self.has_mid \
-            else d[k - 1]
+        if self.has_mid:
+            m = self.mid2(F.relu(self.mid(F.leaky_relu(d[k - 1], 0.2))))
+            for b in range(self.blocks):
+                m = getattr(self, f"mid_block{b}")(m)
+            h = torch.cat([d[k - 1], m], 1)
+        else:
+            h = d[k - 1]
         for i in range(k - 1, -1, -1):
             if i < k - 1:
                 h = torch.cat([d[i], h], 1)
@@ -250,7 +257,8 @@ class ImagePool(nn.Module):
 class Pix2PixNet(nn.Module):
     def __init__(self, cfg):
         super().__init__()
-        self.g = UnetGenerator(1, 1, cfg["size"], cfg["g_channels"], cfg["norm"])
+        self.g = UnetGenerator(1, 1, cfg["size"], cfg["g_channels"], cfg["norm"],
+                               cfg.get("g_blocks", 0))
         self.d = PatchDiscriminator(2, cfg["d_channels"], cfg["d_layers"], cfg["norm"])
 
 

@@ -193,6 +193,12 @@ TEST(Translation, NetworkShapesAndPatchSizes) {
     gm::gan::UnetGenerator g(u);
     const torch::Tensor x = torch::randn({2, 1, size, size});
     EXPECT_EQ(g->forward(x).sizes(), torch::IntArrayRef({2, 3, size, size}));
+    // Residual blocks at the bottleneck (model.g_blocks): registered, and the output keeps its
+    // shape.
+    u.blocks = 2;
+    gm::gan::UnetGenerator gb(u);
+    EXPECT_EQ(gb->forward(x).sizes(), torch::IntArrayRef({2, 3, size, size}));
+    EXPECT_EQ(gb->named_children().contains("mid_block1"), size == 28) << size;
     gm::gan::ResnetOptions r;
     r.size = size;
     r.channels = 4;

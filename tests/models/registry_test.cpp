@@ -51,6 +51,11 @@ TEST(Registry, StoredRunsWithoutANewKeyKeepTheirBehaviour) {
   EXPECT_EQ(
       gm::make_run_config(glow, "[model]\nhidden = 0\n", "old").get_string("model.dequantization"),
       "uniform");
+  // A pix2pix run from before the bottleneck's residual blocks has none in its checkpoint.
+  const gm::ModelEntry& p2p = gm::find_model("pix2pix");
+  EXPECT_EQ(gm::make_config(p2p).get_int("model.g_blocks"), 2);
+  EXPECT_EQ(
+      gm::make_run_config(p2p, "[model]\nlambda_l1 = 100.0\n", "old").get_int("model.g_blocks"), 0);
   // Every stored_run_defaults key exists and its value parses.
   for (const auto& entry : gm::model_registry())
     for (const auto& [key, value] : entry.stored_run_defaults) {

@@ -21,7 +21,7 @@ struct TranslationSettings {
   double lambda_identity = 0.5;    ///< model.lambda_identity (cyclegan)
   int64_t pool_size = 50;          ///< model.pool_size (cyclegan)
   int64_t g_channels = 64;         ///< model.g_channels
-  int64_t g_blocks = 6;            ///< model.g_blocks (cyclegan)
+  int64_t g_blocks = 6;            ///< model.g_blocks (cyclegan; pix2pix: at the bottleneck)
   int64_t d_channels = 64;         ///< model.d_channels
   int64_t d_layers = 0;            ///< model.d_layers (0 = by image size)
   double dropout = 0.5;            ///< model.dropout (pix2pix)
@@ -35,6 +35,8 @@ struct TranslationSettings {
       s.loss = "lsgan";
       s.norm = "instance";
       s.g_channels = 32;
+    } else {
+      s.g_blocks = 2;  // 15-minute fmnist-edges class accuracy 0.849-0.851 (0 blocks) -> 0.852
     }
     return s;
   }
@@ -65,6 +67,10 @@ KeyTable<TranslationSettings> translation_keys(const std::string& name) {
           "generated images kept for the discriminators (0 = off)");
     t.add("model.g_blocks", &O::g_blocks, "residual blocks of the generators");
   }
+  if (p2p)
+    t.add("model.g_blocks", &O::g_blocks,
+          "residual blocks at the U-Net's bottleneck when its smallest map is larger than 1x1 "
+          "(28x28 images: 7x7)");
   t.add("model.g_channels", &O::g_channels, "generator width (first layer)");
   t.add("model.d_channels", &O::d_channels, "discriminator width (first layer)");
   t.add("model.d_layers", &O::d_layers,
@@ -200,8 +206,8 @@ class Pix2Pix : public TranslationModel {
  public:
   Pix2Pix(const Config& c, const DataInfo& info)
       : TranslationModel("pix2pix", c, info), net_(nullptr) {
-    if (s_.lambda_l1 < 0 || s_.dropout < 0 || s_.dropout >= 1)
-      throw Error("model.lambda_l1 must be >= 0 and model.dropout in [0, 1)");
+    if (s_.lambda_l1 < 0 || s_.dropout < 0 || s_.dropout >= 1 || s_.g_blocks < 0)
+      throw Error("model.lambda_l1 and model.g_blocks must be >= 0 and model.dropout in [0, 1)");
     a_to_b_ = s_.direction == "AtoB";
     c_in_ = a_to_b_ ? ca_ : cb_;
     c_out_ = a_to_b_ ? cb_ : ca_;
@@ -213,6 +219,7 @@ class Pix2Pix : public TranslationModel {
     g.max_channels = 8 * s_.g_channels;
     g.dropout = s_.dropout;
     g.test_dropout = s_.test_dropout;
+    g.blocks = s_.g_blocks;
     g.norm = norm_;
     gan::PatchOptions d;
     d.in_channels = c_in_ + c_out_;
@@ -455,6 +462,8 @@ std::vector<ModelEntry> translation_entries() {
                   {"train.lr_schedule", "linear"},
                   {"train.ema_decay", "0.999"},
                   {"data.hflip", "true"}};
+    // pix2pix runs stored before model.g_blocks had no blocks at the bottleneck.
+    if (name == "pix2pix") e.stored_run_defaults = {{"model.g_blocks", "0"}};
     e.create = [name](const Config& c, const DataInfo& info) -> std::unique_ptr<Model> {
       if (name == "pix2pix") return std::make_unique<Pix2Pix>(c, info);
       return std::make_unique<CycleGan>(c, info);

@@ -75,6 +75,9 @@ UnetGeneratorImpl::UnetGeneratorImpl(UnetOptions o) : o_(o) {
     mid2_ = register_module(
         "mid2", torch::nn::Conv2d(
                     torch::nn::Conv2dOptions(ch(k - 1), ch(k - 1), 3).padding(2).dilation(2)));
+    for (int64_t b = 0; b < o_.blocks; ++b)
+      mid_blocks_.push_back(
+          register_module("mid_block" + std::to_string(b), ResnetBlock(ch(k - 1), o_.norm)));
   }
   ups_.resize(k, nullptr);
   up_norms_.resize(k, nullptr);
@@ -98,8 +101,13 @@ torch::Tensor UnetGeneratorImpl::forward(const torch::Tensor& x) {
   // The innermost block (the bottleneck convolution, or the 1x1 level) counts as level
   // `inner`; dropout acts in the dropout_layers decoder levels just outside it, never the output.
   const int64_t inner = mid_ ? k : k - 1;
-  h = mid_ ? torch::cat({d[k - 1], mid2_->forward(torch::relu(mid_->forward(lrelu(d[k - 1]))))}, 1)
-           : d[k - 1];
+  if (mid_) {
+    torch::Tensor m = mid2_->forward(torch::relu(mid_->forward(lrelu(d[k - 1]))));
+    for (auto& block : mid_blocks_) m = block->forward(m);
+    h = torch::cat({d[k - 1], m}, 1);
+  } else {
+    h = d[k - 1];
+  }
   for (int64_t i = k - 1; i >= 0; --i) {
     if (i < k - 1) h = torch::cat({d[i], h}, 1);
     h = ups_[i]->forward(torch::relu(h));

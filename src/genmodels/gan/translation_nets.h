@@ -47,6 +47,17 @@ class Norm2dImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Norm2d);
 
+class ResnetBlockImpl : public torch::nn::Module {
+ public:
+  ResnetBlockImpl(int64_t channels, NormKind norm);
+  torch::Tensor forward(const torch::Tensor& x);
+
+ private:
+  torch::nn::Conv2d conv1{nullptr}, conv2{nullptr};
+  Norm2d norm1{nullptr}, norm2{nullptr};
+};
+TORCH_MODULE(ResnetBlock);
+
 struct UnetOptions {
   int64_t in_channels = 1, out_channels = 1, size = 28;
   int64_t channels = 64;       ///< first encoder width (x2 per level, capped at max_channels)
@@ -54,6 +65,10 @@ struct UnetOptions {
   double dropout = 0.5;        ///< in the innermost decoder layers (0 = off)
   int64_t dropout_layers = 3;  ///< how many decoder layers, innermost first (never the last)
   bool test_dropout = false;   ///< dropout in eval mode too (Isola et al.'s test protocol)
+  /// Residual blocks (CycleGAN's, Johnson et al. 2016) after the bottleneck convolutions, when
+  /// the smallest map is larger than 1x1: depth where the paper's 256x256 U-Net has its 2x2 and
+  /// 1x1 levels, which a 28x28 image cannot reach.
+  int64_t blocks = 0;
   NormKind norm = NormKind::Batch;
 };
 
@@ -71,8 +86,9 @@ class UnetGeneratorImpl : public torch::nn::Module {
   /// 3x3 one with dilation 2, whose 7-cell receptive field spans a 7x7 map, as the paper's 1x1
   /// bottleneck spans the image.
   torch::nn::Conv2d mid_{nullptr}, mid2_{nullptr};
-  std::vector<nn::UpConv2x> ups_;  ///< ups_[i] produces level i's resolution (i = 0: output)
-  std::vector<Norm2d> up_norms_;   ///< null for the output level
+  std::vector<ResnetBlock> mid_blocks_;  ///< UnetOptions::blocks, after mid2_
+  std::vector<nn::UpConv2x> ups_;        ///< ups_[i] produces level i's resolution (i = 0: output)
+  std::vector<Norm2d> up_norms_;         ///< null for the output level
 };
 TORCH_MODULE(UnetGenerator);
 
@@ -82,17 +98,6 @@ struct ResnetOptions {
   int64_t blocks = 9;     ///< residual blocks (the paper: 6 for 128x128, 9 for 256x256)
   NormKind norm = NormKind::Instance;
 };
-
-class ResnetBlockImpl : public torch::nn::Module {
- public:
-  ResnetBlockImpl(int64_t channels, NormKind norm);
-  torch::Tensor forward(const torch::Tensor& x);
-
- private:
-  torch::nn::Conv2d conv1{nullptr}, conv2{nullptr};
-  Norm2d norm1{nullptr}, norm2{nullptr};
-};
-TORCH_MODULE(ResnetBlock);
 
 class ResnetGeneratorImpl : public torch::nn::Module {
  public:
