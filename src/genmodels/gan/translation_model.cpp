@@ -65,12 +65,11 @@ KeyTable<TranslationSettings> translation_keys(const std::string& name) {
           "identity loss weight as a fraction of model.lambda_cycle (0 = off)");
     t.add("model.pool_size", &O::pool_size,
           "generated images kept for the discriminators (0 = off)");
-    t.add("model.g_blocks", &O::g_blocks, "residual blocks of the generators");
   }
-  if (p2p)
-    t.add("model.g_blocks", &O::g_blocks,
-          "residual blocks at the U-Net's bottleneck when its smallest map is larger than 1x1 "
-          "(28x28 images: 7x7)");
+  t.add("model.g_blocks", &O::g_blocks,
+        p2p ? "residual blocks at the U-Net's bottleneck when its smallest map is larger than 1x1 "
+              "(28x28 images: 7x7)"
+            : "residual blocks of the generators");
   t.add("model.g_channels", &O::g_channels, "generator width (first layer)");
   t.add("model.d_channels", &O::d_channels, "discriminator width (first layer)");
   t.add("model.d_layers", &O::d_layers,
