@@ -138,6 +138,9 @@ Json translation_metrics(const TranslateInputs& in, const torch::Tensor& outputs
       const torch::Tensor labels = in.labels.slice(0, 0, n);
       const torch::Tensor pred = ev.logits(outputs).argmax(1);
       m["class_accuracy"] = metrics::class_accuracy(pred, labels);
+      // What the outputs were taken for (an unpaired translation's misses: still the source
+      // class, or a third one).
+      m["predicted_class_counts"] = metrics::class_histogram(pred).counts;
       // Per class (where the edges lose what tells shirt from coat), and the evaluator's accuracy
       // on the true targets: the ceiling a perfect translation would reach.
       if (labels.min().item<int64_t>() != labels.max().item<int64_t>())
