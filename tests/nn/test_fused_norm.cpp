@@ -153,6 +153,54 @@ TEST(FusedNorm, EveryIsaBuildMatches) {
     }
     // and the default build's dx is the reference's
     expect_close(dx_first, run(in, 4, false, act)[1], 2e-5, "dx (default build)");
+    // The NHWC kernels on the same values in channels-last memory.
+    s.channels_last = true;
+    const auto cl = torch::MemoryFormat::ChannelsLast;
+    const torch::Tensor xcl = in.x.contiguous(cl), dycl = in.dy.contiguous(cl);
+    for (const auto& k : tables) {
+      torch::Tensor y = torch::empty_like(xcl), mean = torch::empty({3, 4}),
+                    rstd = torch::empty({3, 4});
+      k.forward_f32(xcl.data_ptr<float>(), in.w.data_ptr<float>(), in.b.data_ptr<float>(),
+                    in.scale.data_ptr<float>(), in.shift.data_ptr<float>(), y.data_ptr<float>(),
+                    mean.data_ptr<float>(), rstd.data_ptr<float>(), s);
+      expect_close(y, want, 2e-5, k.isa);
+      torch::Tensor dx = torch::empty_like(xcl), d1 = torch::empty({3, 12}),
+                    d2 = torch::empty({3, 12});
+      k.backward_f32(dycl.data_ptr<float>(), xcl.data_ptr<float>(), in.w.data_ptr<float>(),
+                     in.b.data_ptr<float>(), in.scale.data_ptr<float>(), in.shift.data_ptr<float>(),
+                     mean.data_ptr<float>(), rstd.data_ptr<float>(), dx.data_ptr<float>(),
+                     d1.data_ptr<float>(), d2.data_ptr<float>(), s);
+      expect_close(dx, dx_first, 2e-5, k.isa);
+    }
+  }
+}
+
+// Channels-last input runs the NHWC kernels: values and gradients as the reference, and y and dx
+// stay channels-last (no layout change for the next convolution).
+TEST(FusedNorm, ChannelsLastKernelsMatchReference) {
+  using gm::nn::NormActivation;
+  const auto cl = torch::MemoryFormat::ChannelsLast;
+  struct Case {
+    std::vector<int64_t> shape;
+    int64_t groups;
+    bool film;
+  };
+  // tails (12 and 40 channels are not whole vectors), a U-Net level, one channel per group
+  for (const Case& k : {Case{{3, 12, 5, 7}, 4, true}, Case{{2, 64, 14, 14}, 32, true},
+                        Case{{2, 40, 3, 9}, 8, false}, Case{{2, 6, 4, 4}, 6, false}}) {
+    for (auto dtype : {torch::kFloat, torch::kBFloat16}) {
+      for (auto act : {NormActivation::SiLU, NormActivation::None}) {
+        Inputs in = make_inputs(k.shape, k.film, dtype);
+        in.x = in.x.contiguous(cl);
+        in.dy = in.dy.contiguous(cl);
+        const auto got = run(in, k.groups, true, act), want = run(in, k.groups, false, act);
+        ASSERT_EQ(got.size(), want.size());
+        const double tol = dtype == torch::kFloat ? 2e-5 : 2e-2;
+        for (size_t i = 0; i < got.size(); ++i) expect_close(got[i], want[i], tol, "channels-last");
+        EXPECT_TRUE(got[0].is_contiguous(cl) && !got[0].is_contiguous()) << "y";
+        EXPECT_TRUE(got[1].is_contiguous(cl) && !got[1].is_contiguous()) << "dx";
+      }
+    }
   }
 }
 
@@ -185,16 +233,20 @@ TEST(FusedNorm, DoubleBackward) {
   expect_close(got[2], want[2], 2e-4, "d penalty / d scale");
 }
 
-// One task per (sample, group): the result is bit-identical for any thread count.
+// One task per (sample, group), or per sample in channels-last: the result is bit-identical for
+// any thread count.
 TEST(FusedNorm, ThreadCountInvariant) {
-  const Inputs in = make_inputs({4, 32, 14, 14}, true, torch::kFloat);
-  const int threads = torch::get_num_threads();
-  torch::set_num_threads(1);
-  const auto one = run(in, 8, true);
-  torch::set_num_threads(2);
-  const auto two = run(in, 8, true);
-  torch::set_num_threads(threads);
-  for (size_t i = 0; i < one.size(); ++i) EXPECT_TRUE(torch::equal(one[i], two[i])) << i;
+  for (bool cl : {false, true}) {
+    Inputs in = make_inputs({4, 32, 14, 14}, true, torch::kFloat);
+    if (cl) in.x = in.x.contiguous(torch::MemoryFormat::ChannelsLast);
+    const int threads = torch::get_num_threads();
+    torch::set_num_threads(1);
+    const auto one = run(in, 8, true);
+    torch::set_num_threads(2);
+    const auto two = run(in, 8, true);
+    torch::set_num_threads(threads);
+    for (size_t i = 0; i < one.size(); ++i) EXPECT_TRUE(torch::equal(one[i], two[i])) << i;
+  }
 }
 
 TEST(FusedNorm, BadArgumentsAreOneLineErrors) {

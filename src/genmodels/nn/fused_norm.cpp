@@ -84,8 +84,22 @@ Dims check_args(const torch::Tensor& x, int64_t groups, const torch::Tensor& wei
   return dims_of(x);
 }
 
-kernels::GnSiluShape kernel_shape(const Dims& d, int64_t groups, double eps, int64_t act) {
+// The layout the kernels run on: NCHW when x is contiguous, NHWC when it is channels-last (and not
+// both, as with 1 x 1 images), and neither otherwise.
+enum class Layout { Nchw, Nhwc, Other };
+Layout layout_of(const torch::Tensor& x) {
+  if (x.is_contiguous()) return Layout::Nchw;
+  if (x.dim() == 4 && x.is_contiguous(torch::MemoryFormat::ChannelsLast)) return Layout::Nhwc;
+  return Layout::Other;
+}
+torch::MemoryFormat memory_format(Layout l) {
+  return l == Layout::Nhwc ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
+}
+
+kernels::GnSiluShape kernel_shape(const Dims& d, int64_t groups, double eps, int64_t act,
+                                  Layout layout) {
   kernels::GnSiluShape s;
+  s.channels_last = layout == Layout::Nhwc;
   s.act = static_cast<kernels::GnActivation>(act);
   s.n = d.n;
   s.c = d.c;
@@ -120,11 +134,12 @@ struct GroupNormSiluFn : public torch::autograd::Function<GroupNormSiluFn> {
                                const torch::Tensor& scale_in, const torch::Tensor& shift_in,
                                int64_t groups, double eps, int64_t act) {
     const torch::Tensor scale = present(scale_in), shift = present(shift_in);
-    const Dims d = dims_of(x);  // checked by group_norm_act
-    const kernels::GnSiluShape s = kernel_shape(d, groups, eps, act);
+    const Dims d = dims_of(x);           // checked by group_norm_act
+    const Layout layout = layout_of(x);  // Nchw or Nhwc (group_norm_act)
+    const kernels::GnSiluShape s = kernel_shape(d, groups, eps, act, layout);
     const auto fopts = x.options().dtype(torch::kFloat);
     torch::Tensor mean = torch::empty({d.n, groups}, fopts), rstd = torch::empty_like(mean);
-    torch::Tensor y = torch::empty_like(x, torch::MemoryFormat::Contiguous);
+    torch::Tensor y = torch::empty_like(x, memory_format(layout));
     const auto& k = cpu_kernels();
     if (x.numel() > 0) {
       if (x.scalar_type() == torch::kFloat) {
@@ -155,9 +170,10 @@ struct GroupNormSiluFn : public torch::autograd::Function<GroupNormSiluFn> {
     if (torch::GradMode::is_enabled())
       return backward_differentiable(x, weight, bias, scale, shift, groups, eps, act, grads[0]);
     const Dims d = dims_of(x);  // checked by group_norm_act
-    const kernels::GnSiluShape s = kernel_shape(d, groups, eps, act);
-    const torch::Tensor dy = grads[0].to(x.scalar_type()).contiguous();
-    torch::Tensor dx = torch::empty_like(x, torch::MemoryFormat::Contiguous);
+    const Layout layout = layout_of(x);
+    const kernels::GnSiluShape s = kernel_shape(d, groups, eps, act, layout);
+    const torch::Tensor dy = grads[0].to(x.scalar_type()).contiguous(memory_format(layout));
+    torch::Tensor dx = torch::empty_like(x, memory_format(layout));
     const auto fopts = x.options().dtype(torch::kFloat);
     torch::Tensor dsum = torch::zeros({d.n, d.c}, fopts), dxhat = torch::zeros_like(dsum);
     const auto& k = cpu_kernels();
@@ -233,7 +249,8 @@ torch::Tensor group_norm_act(const torch::Tensor& x, int64_t groups, const torch
   auto is_f32 = [](const torch::Tensor& t) {
     return !t.defined() || t.scalar_type() == torch::kFloat;
   };
-  const bool fused = fused_kernels_enabled() && x.device().is_cpu() && x.is_contiguous() &&
+  const bool fused = fused_kernels_enabled() && x.device().is_cpu() &&
+                     layout_of(x) != Layout::Other &&
                      (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kBFloat16) &&
                      is_f32(weight) && is_f32(bias);
   if (!fused) return group_norm_act_reference(x, groups, weight, bias, eps, act, scale, shift);

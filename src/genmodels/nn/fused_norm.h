@@ -3,10 +3,11 @@
 //
 //   y = silu((GroupNorm(x) * weight + bias) * (1 + scale) + shift)
 //
-// On CPU tensors in NCHW (contiguous) layout, fp32 or bf16, this runs the fused kernels of
-// nn/kernels/ (ATen's vectorised types for the CPU's best instruction set, one pass per group)
-// with their own autograd function; everywhere else (CUDA, channels-last, other dtypes) it runs
-// the same formula with LibTorch's ops. Both compute in fp32 and return x's dtype.
+// On CPU tensors in NCHW (contiguous) or channels-last layout, fp32 or bf16, this runs the fused
+// kernels of nn/kernels/ (ATen's vectorised types for the CPU's best instruction set, one pass per
+// group, or per sample in channels-last) with their own autograd function, and returns y (and dx)
+// in x's layout; everywhere else (CUDA, other strides, other dtypes) it runs the same formula with
+// LibTorch's ops. Both compute in fp32 and return x's dtype.
 #pragma once
 #include <torch/torch.h>
 

@@ -3,7 +3,8 @@
 // Dhariwal 2021 / Dhariwal & Nichol 2021 App. A: h = GN(h) * (1 + s) + b) and SiLU (Elfwing et al.
 // 2018), forward and backward, in one pass over each activation instead of five.
 //
-// This header has no LibTorch dependency: the kernels take contiguous NC(HW) pointers. It is
+// This header has no LibTorch dependency: the kernels take contiguous NC(HW) pointers, or N(HW)C
+// ones (channels-last) when the shape says so. It is
 // compiled once per instruction set (kernels/*_default.cpp, *_avx2.cpp, *_avx512.cpp, each with
 // its CPU_CAPABILITY) and nn/fused_norm.cpp picks the best one the CPU runs.
 #pragma once
@@ -25,6 +26,7 @@ struct GnSiluShape {
   int64_t groups = 0;  ///< GroupNorm groups (divides c)
   float eps = 1e-5f;
   GnActivation act = GnActivation::SiLU;
+  bool channels_last = false;  ///< memory is N x HW x C (NHWC) instead of N x C x HW
 };
 
 // Forward: y = act(z) (silu unless s.act says otherwise), z = (gamma * xhat + beta) * (1 + scale) +

@@ -3,10 +3,13 @@
 // (the table function's name) and GM_KERNEL_ISA and is compiled with its CPU_CAPABILITY, so
 // at::vec::Vectorized<float> is that ISA's vector.
 //
-// Work split: one task per (sample, group), a contiguous block of c / groups channels x hw.
+// Work split, NCHW: one task per (sample, group), a contiguous block of c / groups channels x hw.
 // Forward reads the block twice (moments, then the activation); backward reads x and dy once to
 // form dz and its sums, then rewrites dz in place into dx (GroupNorm's backward, with the group
 // means of dxhat and dxhat * xhat expressed through the per-channel sums).
+// Channels-last (NHWC): one task per sample, whose hw x c values are contiguous; vectors run
+// across channels, so each lane accumulates one channel's sums over the positions, and the group
+// sums are formed from the channel sums afterwards. Same passes as NCHW.
 #pragma once
 #ifndef GM_KERNEL_TABLE
 #error "define GM_KERNEL_TABLE and GM_KERNEL_ISA before including group_norm_silu_impl.h"
@@ -160,8 +163,17 @@ ChannelAffine channel_affine(const float* gamma, const float* beta, const float*
 }
 
 template <typename T>
+void forward_nhwc(const T* x, const float* gamma, const float* beta, const float* scale,
+                  const float* shift, T* y, float* mean, float* rstd, const GnSiluShape& s);
+template <typename T>
+void backward_nhwc(const T* dy, const T* x, const float* gamma, const float* beta,
+                   const float* scale, const float* shift, const float* mean, const float* rstd,
+                   T* dx, float* dsum, float* dxhat, const GnSiluShape& s);
+
+template <typename T>
 void forward_impl(const T* x, const float* gamma, const float* beta, const float* scale,
                   const float* shift, T* y, float* mean, float* rstd, const GnSiluShape& s) {
+  if (s.channels_last) return forward_nhwc(x, gamma, beta, scale, shift, y, mean, rstd, s);
   const int64_t cg = s.c / s.groups, m = cg * s.hw;
   at::parallel_for(0, s.n * s.groups, 1, [&](int64_t begin, int64_t end) {
     thread_local std::vector<float> xbuf, ybuf;
@@ -196,6 +208,8 @@ template <typename T>
 void backward_impl(const T* dy, const T* x, const float* gamma, const float* beta,
                    const float* scale, const float* shift, const float* mean, const float* rstd,
                    T* dx, float* dsum, float* dxhat, const GnSiluShape& s) {
+  if (s.channels_last)
+    return backward_nhwc(dy, x, gamma, beta, scale, shift, mean, rstd, dx, dsum, dxhat, s);
   const int64_t cg = s.c / s.groups, m = cg * s.hw;
   at::parallel_for(0, s.n * s.groups, 1, [&](int64_t begin, int64_t end) {
     thread_local std::vector<float> xbuf, dybuf, dzbuf;
@@ -237,6 +251,179 @@ void backward_impl(const T* dy, const T* x, const float* gamma, const float* bet
         for (; i < s.hw; ++i) d[i] = d[i] * a + (xc[i] * c2 + c3);
       }
       store_block(dz, dx + off, m);
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------- channels-last
+// Channel vectors [c0, c0 + w) of a row of c values: full vectors, then one partial one.
+Vec load_ch(const float* p, int64_t w) { return w == kW ? Vec::loadu(p) : Vec::loadu(p, w); }
+void store_ch(const Vec& v, float* p, int64_t w) {
+  if (w == kW)
+    v.store(p);
+  else
+    v.store(p, w);
+}
+
+// An activation over one sample's hw x c values: y = act(a_c x + b_c), a and b per channel.
+template <typename Act>
+void act_affine_nhwc(const float* x, float* y, int64_t hw, int64_t c, const float* a,
+                     const float* b) {
+  for (int64_t c0 = 0; c0 < c; c0 += kW) {
+    const int64_t w = std::min(kW, c - c0);
+    const Vec va = load_ch(a + c0, w), vb = load_ch(b + c0, w);
+    for (int64_t p = 0; p < hw; ++p) {
+      const int64_t o = p * c + c0;
+      store_ch(Act::f(at::vec::fmadd(load_ch(x + o, w), va, vb)), y + o, w);
+    }
+  }
+}
+
+// dz = dy act'(a_c x + b_c) over one sample; per channel sum(dz) and sum(dz (x - mu_c)).
+template <typename Act>
+void act_affine_grad_nhwc(const float* x, const float* dy, float* dz, int64_t hw, int64_t c,
+                          const float* a, const float* b, const float* mu, float* sum_dz,
+                          float* sum_dzx) {
+  for (int64_t c0 = 0; c0 < c; c0 += kW) {
+    const int64_t w = std::min(kW, c - c0);
+    const Vec va = load_ch(a + c0, w), vb = load_ch(b + c0, w), vmu = load_ch(mu + c0, w);
+    Vec a1(0.f), a2(0.f);
+    for (int64_t p = 0; p < hw; ++p) {
+      const int64_t o = p * c + c0;
+      const Vec xv = load_ch(x + o, w);
+      const Vec g = Act::grad(at::vec::fmadd(xv, va, vb), load_ch(dy + o, w));
+      a1 = a1 + g;
+      a2 = at::vec::fmadd(g, xv - vmu, a2);
+      store_ch(g, dz + o, w);
+    }
+    store_ch(a1, sum_dz + c0, w);
+    store_ch(a2, sum_dzx + c0, w);
+  }
+}
+
+template <typename T>
+void forward_nhwc(const T* x, const float* gamma, const float* beta, const float* scale,
+                  const float* shift, T* y, float* mean, float* rstd, const GnSiluShape& s) {
+  const int64_t c = s.c, hw = s.hw, cg = c / s.groups, m = hw * c;
+  at::parallel_for(0, s.n, 1, [&](int64_t begin, int64_t end) {
+    thread_local std::vector<float> xbuf, ybuf, k, s1, s2, a, b;
+    for (auto* v : {&k, &s1, &s2, &a, &b}) v->resize(c);
+    for (int64_t n = begin; n < end; ++n) {
+      const float* xf = load_block(x + n * m, m, xbuf);
+      // Shifted moments (see shifted_moments): each channel is shifted by its group's first value.
+      for (int64_t ch = 0; ch < c; ++ch) k[ch] = xf[(ch / cg) * cg];
+      for (int64_t c0 = 0; c0 < c; c0 += kW) {
+        const int64_t w = std::min(kW, c - c0);
+        const Vec vk = load_ch(k.data() + c0, w);
+        Vec a1(0.f), a2(0.f);
+        for (int64_t p = 0; p < hw; ++p) {
+          const Vec d = load_ch(xf + p * c + c0, w) - vk;
+          a1 = a1 + d;
+          a2 = at::vec::fmadd(d, d, a2);
+        }
+        store_ch(a1, s1.data() + c0, w);
+        store_ch(a2, s2.data() + c0, w);
+      }
+      for (int64_t g = 0; g < s.groups; ++g) {
+        double t1 = 0.0, t2 = 0.0;
+        for (int64_t ch = g * cg; ch < (g + 1) * cg; ++ch) t1 += s1[ch], t2 += s2[ch];
+        const double cnt = double(cg * hw), d = t1 / cnt;
+        const double var = std::max(t2 / cnt - d * d, 0.0);
+        const float mu = static_cast<float>(k[g * cg] + d);
+        const float rs = static_cast<float>(1.0 / std::sqrt(var + double(s.eps)));
+        mean[n * s.groups + g] = mu;
+        rstd[n * s.groups + g] = rs;
+        for (int64_t ch = g * cg; ch < (g + 1) * cg; ++ch) {
+          const ChannelAffine ca =
+              channel_affine(gamma, beta, scale, shift, n * c + ch, ch, mu, rs);
+          a[ch] = ca.a;
+          b[ch] = ca.b;
+        }
+      }
+      float* yf = out_block(y + n * m, m, ybuf);
+      switch (s.act) {
+        case GnActivation::SiLU:
+          act_affine_nhwc<SiLU>(xf, yf, hw, c, a.data(), b.data());
+          break;
+        case GnActivation::ReLU:
+          act_affine_nhwc<ReLU>(xf, yf, hw, c, a.data(), b.data());
+          break;
+        case GnActivation::None:
+          act_affine_nhwc<Identity>(xf, yf, hw, c, a.data(), b.data());
+          break;
+      }
+      store_block(yf, y + n * m, m);
+    }
+  });
+}
+
+// The NCHW backward's formulas (backward_impl) with per-channel vectors of a, b and the group
+// terms.
+template <typename T>
+void backward_nhwc(const T* dy, const T* x, const float* gamma, const float* beta,
+                   const float* scale, const float* shift, const float* mean, const float* rstd,
+                   T* dx, float* dsum, float* dxhat, const GnSiluShape& s) {
+  const int64_t c = s.c, hw = s.hw, cg = c / s.groups, m = hw * c;
+  at::parallel_for(0, s.n, 1, [&](int64_t begin, int64_t end) {
+    thread_local std::vector<float> xbuf, dybuf, dzbuf, a, b, mu, d1, dxm, c2, c3;
+    for (auto* v : {&a, &b, &mu, &d1, &dxm, &c2, &c3}) v->resize(c);
+    for (int64_t n = begin; n < end; ++n) {
+      const float* xf = load_block(x + n * m, m, xbuf);
+      const float* dyf = load_block(dy + n * m, m, dybuf);
+      float* dz = out_block(dx + n * m, m, dzbuf);
+      for (int64_t ch = 0; ch < c; ++ch) {
+        const int64_t ng = n * s.groups + ch / cg;
+        const ChannelAffine ca =
+            channel_affine(gamma, beta, scale, shift, n * c + ch, ch, mean[ng], rstd[ng]);
+        a[ch] = ca.a;
+        b[ch] = ca.b;
+        mu[ch] = mean[ng];
+      }
+      switch (s.act) {
+        case GnActivation::SiLU:
+          act_affine_grad_nhwc<SiLU>(xf, dyf, dz, hw, c, a.data(), b.data(), mu.data(), d1.data(),
+                                     dxm.data());
+          break;
+        case GnActivation::ReLU:
+          act_affine_grad_nhwc<ReLU>(xf, dyf, dz, hw, c, a.data(), b.data(), mu.data(), d1.data(),
+                                     dxm.data());
+          break;
+        case GnActivation::None:
+          act_affine_grad_nhwc<Identity>(xf, dyf, dz, hw, c, a.data(), b.data(), mu.data(),
+                                         d1.data(), dxm.data());
+          break;
+      }
+      for (int64_t g = 0; g < s.groups; ++g) {
+        const int64_t ng = n * s.groups + g;
+        const float rs = rstd[ng];
+        double mean_u = 0.0, mean_uxhat = 0.0;
+        for (int64_t ch = g * cg; ch < (g + 1) * cg; ++ch) {
+          const int64_t nc = n * c + ch;
+          const double f = scale ? 1.0 + double(scale[nc]) : 1.0;
+          const double d2 = double(rs) * dxm[ch];
+          dsum[nc] = d1[ch];
+          dxhat[nc] = static_cast<float>(d2);
+          mean_u += double(gamma[ch]) * f * d1[ch];
+          mean_uxhat += double(gamma[ch]) * f * d2;
+        }
+        mean_u /= double(cg * hw);
+        mean_uxhat /= double(cg * hw);
+        const float g2 = static_cast<float>(-double(rs) * rs * mean_uxhat);
+        const float g3 = static_cast<float>(double(rs) * rs * mean_uxhat * mean[ng] - rs * mean_u);
+        for (int64_t ch = g * cg; ch < (g + 1) * cg; ++ch) c2[ch] = g2, c3[ch] = g3;
+      }
+      for (int64_t c0 = 0; c0 < c; c0 += kW) {
+        const int64_t w = std::min(kW, c - c0);
+        const Vec va = load_ch(a.data() + c0, w), v2 = load_ch(c2.data() + c0, w),
+                  v3 = load_ch(c3.data() + c0, w);
+        for (int64_t p = 0; p < hw; ++p) {
+          const int64_t o = p * c + c0;
+          store_ch(
+              at::vec::fmadd(load_ch(dz + o, w), va, at::vec::fmadd(load_ch(xf + o, w), v2, v3)),
+              dz + o, w);
+        }
+      }
+      store_block(dz, dx + n * m, m);
     }
   });
 }
