@@ -116,6 +116,57 @@ TEST(UNet, GradientsReachEveryParameter) {
   }
 }
 
+// Channels-last mode: the one-channel input gets channels-last strides, output and every gradient
+// equal the NCHW network's to float rounding, a load that replaces the weights with NCHW tensors
+// (as InputArchive does) is undone by the next forward, and the output is NCHW.
+TEST(UNet, ChannelsLastMatchesNchw) {
+  torch::manual_seed(3);
+  auto o = small_options(3);
+  o.scale_shift_norm = true;
+  UNet a(o), b(o);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : a->parameters()) p.add_(torch::randn_like(p) * 0.05);
+    auto pa = a->parameters(), pb = b->parameters();
+    for (size_t i = 0; i < pa.size(); ++i) pb[i].copy_(pa[i]);
+  }
+  b->set_channels_last(true);
+  ASSERT_TRUE(b->channels_last() && b->options.channels_last);
+  ASSERT_FALSE(a->channels_last());
+  auto x = torch::randn({4, 1, 16, 16});
+  auto t = torch::tensor({0.0f, 100.0f, 500.5f, 999.0f});
+  auto y = torch::tensor({0, 1, 2, 3}, torch::kLong);
+  EXPECT_TRUE(gm::nn::strictly_channels_last(x).is_contiguous(torch::MemoryFormat::ChannelsLast));
+  EXPECT_EQ(gm::nn::strictly_channels_last(x).stride(1), 1);
+  auto ya = a(x, t, y), yb = b(x, t, y);
+  EXPECT_LT((ya - yb).abs().max().item<double>(), 1e-4 * (1 + ya.abs().max().item<double>()));
+  ya.square().mean().backward();
+  yb.square().mean().backward();
+  auto pa = a->named_parameters(), pb = b->named_parameters();
+  for (size_t i = 0; i < pa.size(); ++i) {
+    const auto &ga = pa[i].value().grad(), &gb = pb[i].value().grad();
+    EXPECT_LT((ga - gb).abs().max().item<double>(), 1e-4 * (1 + ga.abs().max().item<double>()))
+        << pa[i].key();
+  }
+  // A load set_()s NCHW weights; the next forward restores the layout, with the same values.
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : b->parameters()) p.set_(p.detach().contiguous().clone());
+  }
+  ASSERT_FALSE(b->channels_last());
+  torch::NoGradGuard no_grad;
+  auto yc = b(x, t, y);
+  EXPECT_TRUE(b->channels_last());
+  EXPECT_TRUE(torch::equal(yc, yb.detach()));
+  // The output is NCHW-contiguous with several channels too.
+  auto o3 = small_options();
+  o3.in_channels = o3.out_channels = 3;
+  o3.channels_last = true;
+  UNet c(o3);
+  EXPECT_TRUE(c->channels_last());
+  EXPECT_TRUE(c(torch::randn({2, 3, 8, 8}), torch::tensor({1.0f, 2.0f})).is_contiguous());
+}
+
 TEST(UNet, ScaleShiftNormAndDropoutRun) {
   auto o = small_options(2);
   o.scale_shift_norm = true;

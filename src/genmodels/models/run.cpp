@@ -193,7 +193,8 @@ const std::vector<FlagKey>& sample_flags() {
 }
 
 // A run's model with its (EMA unless `raw`) weights, in eval mode on the CPU. `sets` change
-// sample.* keys (and model.precision) of the stored config before the model is built.
+// sample.* keys (and model.precision, model.memory_format: how, not what, the network computes)
+// of the stored config before the model is built.
 LoadedRun load_run(const std::string& run, bool raw, const std::vector<std::string>& sets) {
   const train::RunDir dir = train::RunDir::open(run);
   const Json meta = dir.read_meta();
@@ -203,9 +204,11 @@ LoadedRun load_run(const std::string& run, bool raw, const std::vector<std::stri
   r.config.set("device", "cpu", "sample");
   for (const auto& s : sets) {
     const std::string key = s.substr(0, s.find('='));
-    if (key.rfind("sample.", 0) != 0 && key != "model.precision")
-      throw Error("--set " + s + ": only sample.* keys and model.precision can change at sample " +
-                  "time; " + key + " is fixed by the trained run");
+    if (key.rfind("sample.", 0) != 0 && key != "model.precision" && key != "model.memory_format")
+      throw Error("--set " + s +
+                  ": only sample.* keys, model.precision and model.memory_format can change at "
+                  "sample time; " +
+                  key + " is fixed by the trained run");
     r.config.set_assignment(s);
   }
   r.info = DataInfo::from_json(meta.at("data"));

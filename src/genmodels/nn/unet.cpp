@@ -30,10 +30,11 @@ torch::nn::GroupNorm group_norm(int64_t groups, int64_t channels) {
   return torch::nn::GroupNorm(torch::nn::GroupNormOptions(norm_groups(groups, channels), channels));
 }
 
-// GroupNorm in fp32: LibTorch 1.13 has no mixed-dtype GroupNorm kernel, so under bf16 autocast
-// the activations are normalised in fp32 (also the numerically safer choice). No-op for fp32.
+// GroupNorm without an activation, through the fused operation (fused_norm.h): it computes in
+// fp32 for bf16 input too, and keeps a channels-last x channels-last.
 torch::Tensor gn(torch::nn::GroupNorm& norm, const torch::Tensor& x) {
-  return norm(x.scalar_type() == torch::kFloat ? x : x.to(torch::kFloat));
+  const auto& o = norm->options;
+  return group_norm_act(x, o.num_groups(), norm->weight, norm->bias, o.eps(), NormActivation::None);
 }
 
 torch::nn::Conv2d conv(int64_t in, int64_t out, int64_t k, int64_t stride = 1) {
@@ -146,7 +147,8 @@ torch::Tensor AttentionBlockImpl::forward(const torch::Tensor& x) {
   auto v = qkv_out.narrow(1, 2 * d, d);
   auto w = torch::softmax(torch::bmm(q.transpose(1, 2), k), -1);  // (B, L_query, L_key)
   auto a = torch::bmm(v, w.transpose(1, 2));                      // (B, d, L_query)
-  return x + proj(a.reshape(x.sizes()));
+  // back in x's layout, so the residual add does not mix NCHW and channels-last
+  return x + proj(a.reshape(x.sizes()).contiguous(x.suggest_memory_format()));
 }
 
 torch::Tensor UNetStageImpl::forward(const torch::Tensor& x, const torch::Tensor& emb_act) {
@@ -263,6 +265,31 @@ UNetImpl::UNetImpl(const UNetOptions& o) : options(o) {
   out_norm = register_module("out_norm", group_norm(o.groups, ch));
   conv_out = register_module("conv_out", conv(ch, o.out_channels, 3));
   zero_(*conv_out);
+  if (o.channels_last) set_channels_last(true);
+}
+
+// An image batch with channels-last strides even where both layouts describe it (one channel):
+// LibTorch picks a convolution's layout from the strides, and x.contiguous(ChannelsLast) leaves a
+// 1-channel NCHW tensor's strides as they are, so without this the first level would run NCHW.
+torch::Tensor strictly_channels_last(const torch::Tensor& x) {
+  if (x.dim() != 4 || x.suggest_memory_format() == torch::MemoryFormat::ChannelsLast) return x;
+  return torch::empty(x.sizes(), x.options().memory_format(torch::MemoryFormat::ChannelsLast))
+      .copy_(x);
+}
+
+bool UNetImpl::channels_last() const {
+  const auto& w = conv_out->weight;  // C_in = the first level's width > 1: never ambiguous
+  return w.is_contiguous(torch::MemoryFormat::ChannelsLast) && !w.is_contiguous();
+}
+
+void UNetImpl::set_channels_last(bool on) {
+  options.channels_last = on;
+  torch::NoGradGuard no_grad;
+  const auto f = on ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
+  for (auto& p : parameters()) {
+    if (p.dim() != 4) continue;
+    p.set_data(torch::empty(p.sizes(), p.options().memory_format(f)).copy_(p.detach()));
+  }
 }
 
 // Ho et al. 2020 App. B: eps_theta(x_t, t) (optionally class-conditioned, Ho & Salimans 2022).
@@ -300,7 +327,8 @@ torch::Tensor UNetImpl::forward(const torch::Tensor& x, const torch::Tensor& t,
 
   std::vector<torch::Tensor> skips;
   skips.reserve(down_.size() + 1);
-  auto h = conv_in(x);
+  if (options.channels_last != channels_last()) set_channels_last(options.channels_last);
+  auto h = conv_in(options.channels_last ? strictly_channels_last(x) : x);
   skips.push_back(h);
   for (auto& s : down_) {
     h = s(h, emb_act);
@@ -311,7 +339,8 @@ torch::Tensor UNetImpl::forward(const torch::Tensor& x, const torch::Tensor& t,
     h = s(torch::cat({h, skips.back()}, 1), emb_act);
     skips.pop_back();
   }
-  return conv_out(group_norm_silu(out_norm, h));
+  // NCHW out whatever the layout inside (a copy only for several channels), so callers can view()
+  return conv_out(group_norm_silu(out_norm, h)).contiguous();
 }
 
 TimeMLPImpl::TimeMLPImpl(const TimeMLPOptions& o) : options(o) {

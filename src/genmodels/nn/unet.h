@@ -38,6 +38,8 @@ struct UNetOptions {
   /// Condition residual blocks by GroupNorm scale-shift, h = norm(h) (1 + s) + b (Nichol &
   /// Dhariwal 2021 / Dhariwal & Nichol 2021 "AdaGN") instead of adding the embedding.
   bool scale_shift_norm = false;
+  /// Keep weights and activations channels-last (NHWC; see UNetImpl::set_channels_last).
+  bool channels_last = false;
 };
 
 /// Residual block (Ho et al. 2020 App. B): GroupNorm-SiLU-Conv3x3, + projected time embedding,
@@ -88,6 +90,13 @@ struct UNetImpl : torch::nn::Module {
   /// (cond_dim > 0), or undefined when unconditional. Returns N x out_channels x H x W.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t,
                         const torch::Tensor& y = {});
+  /// Channels-last (NHWC) weights, and through them activations: oneDNN's 3x3 convolutions run
+  /// 1.7-2x faster in that layout on this project's CPUs, and the fused norm keeps it. Results
+  /// match NCHW to float rounding. Sets options.channels_last; forward() converts the weights
+  /// again after a checkpoint load has replaced them with NCHW tensors.
+  void set_channels_last(bool on);
+  /// Whether the weights are channels-last now.
+  bool channels_last() const;
   UNetOptions options;
 
   torch::nn::Sequential time_embed{nullptr};  // Linear(base, 4 base), SiLU, Linear
@@ -102,6 +111,10 @@ struct UNetImpl : torch::nn::Module {
   std::vector<UNetStage> down_, up_;  // typed views of input_blocks / output_blocks
 };
 TORCH_MODULE(UNet);
+
+/// x with channels-last strides, also when it has one channel (where x.contiguous(ChannelsLast)
+/// keeps the NCHW strides and a convolution would choose NCHW); other tensors unchanged.
+torch::Tensor strictly_channels_last(const torch::Tensor& x);
 
 /// Small time-conditioned MLP for 2-D toys: input D, hidden width, depth, sinusoidal time
 /// embedding, optional class embedding.

@@ -33,6 +33,7 @@ struct NetOptions {
   double dropout = 0.0;                ///< model.dropout
   bool scale_shift_norm = true;        ///< model.scale_shift_norm
   std::string precision = "fp32";      ///< model.precision
+  std::string memory_format = "auto";  ///< model.memory_format
   bool conditional = true;             ///< model.conditional
   int64_t mlp_hidden = 256;            ///< model.mlp_hidden
   int64_t mlp_depth = 3;               ///< model.mlp_depth
