@@ -36,6 +36,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <sstream>
@@ -145,11 +146,8 @@ std::shared_ptr<gm::nn::UNetImpl> unet_of(gm::Model& m) {
   throw std::runtime_error("no unet in the ddpm module");
 }
 
-void to_channels_last(torch::nn::Module& m) {
-  torch::NoGradGuard ng;
-  for (auto& p : m.parameters())
-    if (p.dim() == 4) p.set_data(p.data().contiguous(torch::MemoryFormat::ChannelsLast));
-}
+// The U-Net's channels-last mode (weights, and through them every activation).
+void to_channels_last(gm::Model& m) { unet_of(m)->set_channels_last(true); }
 
 // --------------------------------------------------------------------------------- FLOPs
 // Forward MACs of the U-Net for a batch n x C x h x w, walked over the real modules: every
@@ -219,7 +217,7 @@ struct Trainer {
   Trainer(const Setup& s, const Variant& var) : v(var) {
     model = s.create();
     auto& mod = model->module();
-    if (v.channels_last) to_channels_last(mod);
+    if (v.channels_last) to_channels_last(*model);
     opt = std::make_unique<torch::optim::Adam>(
         mod.parameters(),
         torch::optim::AdamOptions(s.config.get_float("train.lr")).betas({0.9, 0.999}).eps(1e-8));
@@ -300,7 +298,7 @@ struct SampleRun {
 SampleRun time_sample(const Setup& s, const Variant& v, int n, int reps) {
   apply_variant(v);
   auto m = s.create();
-  if (v.channels_last) to_channels_last(m->module());
+  if (v.channels_last) to_channels_last(*m);
   m->module().eval();
   gm::SampleRequest r;
   r.n = n;  // the run's default sampler: DDIM, 50 steps
@@ -374,46 +372,16 @@ struct OpRow {
   int64_t calls;
 };
 
-// Self time per op name over `steps` train steps (LibTorch profiler, CPU activities).
-std::vector<OpRow> profile_train(const Setup& s, const Variant& v, int steps, double* total_ms) {
+// Self time per op name over `steps` calls of `fn` (LibTorch profiler, CPU activities); with
+// GM_BENCH_PROFILE_SHAPES=1 per op name and input shapes (where a layout copy comes from).
+std::vector<OpRow> profile_ops(const std::function<void()>& fn, int steps, double* total_ms) {
   using namespace torch::autograd::profiler;
   namespace pi = torch::profiler::impl;
-  apply_variant(v);
-  torch::manual_seed(0);
-  Trainer tr(s, v);
-  tr.step();
-  tr.step();
-  enableProfiler(pi::ProfilerConfig(pi::ProfilerState::KINETO), {pi::ActivityType::CPU});
+  const char* by_shape_env = std::getenv("GM_BENCH_PROFILE_SHAPES");
+  const bool by_shape = by_shape_env && std::string(by_shape_env) == "1";
+  enableProfiler(pi::ProfilerConfig(pi::ProfilerState::KINETO, by_shape), {pi::ActivityType::CPU});
   auto t0 = Clock::now();
-  for (int i = 0; i < steps; ++i) {
-    {
-      RECORD_USER_SCOPE("step::zero_grad");
-      tr.opt->zero_grad();
-    }
-    // Phases are recorded as user scopes so their untracked time is visible too.
-    torch::Tensor loss;
-    {
-      RECORD_USER_SCOPE("step::forward");
-      loss = tr.model->loss(tr.x, tr.y);
-      loss.item<double>();
-    }
-    {
-      RECORD_USER_SCOPE("step::backward");
-      loss.backward();
-    }
-    {
-      RECORD_USER_SCOPE("step::clip");
-      torch::nn::utils::clip_grad_norm_(tr.model->module().parameters(), 1.0);
-    }
-    {
-      RECORD_USER_SCOPE("step::adam");
-      tr.opt->step();
-    }
-    {
-      RECORD_USER_SCOPE("step::ema");
-      tr.ema->update(tr.model->module(), ++tr.n_updates);
-    }
-  }
+  for (int i = 0; i < steps; ++i) fn();
   *total_ms = secs(t0, Clock::now()) * 1e3 / steps;
   auto result = disableProfiler();
   struct Ev {
@@ -423,7 +391,11 @@ std::vector<OpRow> profile_train(const Setup& s, const Variant& v, int steps, do
   std::vector<Ev> evs;
   for (const auto& e : result->events()) {
     if (e.deviceType() != c10::DeviceType::CPU) continue;
-    evs.push_back({e.name(), e.startUs(), e.startUs() + e.durationUs(), e.startThreadId()});
+    std::string name = e.name();
+    if (by_shape) {
+      for (const auto& sh : e.shapes()) name += " " + c10::str(c10::IntArrayRef(sh));
+    }
+    evs.push_back({name, e.startUs(), e.startUs() + e.durationUs(), e.startThreadId()});
   }
   std::sort(evs.begin(), evs.end(), [](const Ev& a, const Ev& b) {
     return a.thread != b.thread ? a.thread < b.thread
@@ -460,6 +432,75 @@ std::vector<OpRow> profile_train(const Setup& s, const Variant& v, int steps, do
   }
   std::sort(rows.begin(), rows.end(),
             [](const OpRow& a, const OpRow& b) { return a.self_ms > b.self_ms; });
+  return rows;
+}
+
+// One train step as the trainer runs it, phases recorded as user scopes.
+std::vector<OpRow> profile_train(const Setup& s, const Variant& v, int steps, double* total_ms) {
+  apply_variant(v);
+  torch::manual_seed(0);
+  Trainer tr(s, v);
+  tr.step();
+  tr.step();
+  auto rows = profile_ops(
+      [&] {
+        {
+          RECORD_USER_SCOPE("step::zero_grad");
+          tr.opt->zero_grad();
+        }
+        // Phases are recorded as user scopes so their untracked time is visible too.
+        torch::Tensor loss;
+        {
+          RECORD_USER_SCOPE("step::forward");
+          loss = tr.model->loss(tr.x, tr.y);
+          loss.item<double>();
+        }
+        {
+          RECORD_USER_SCOPE("step::backward");
+          loss.backward();
+        }
+        {
+          RECORD_USER_SCOPE("step::clip");
+          torch::nn::utils::clip_grad_norm_(tr.model->module().parameters(), 1.0);
+        }
+        {
+          RECORD_USER_SCOPE("step::adam");
+          tr.opt->step();
+        }
+        {
+          RECORD_USER_SCOPE("step::ema");
+          tr.ema->update(tr.model->module(), ++tr.n_updates);
+        }
+      },
+      steps, total_ms);
+  apply_variant(Variant{});
+  return rows;
+}
+
+// One guided sampling evaluation of the network (batch 2n, no grad, eval mode), as
+// Model::sample runs it inside every sampler step.
+std::vector<OpRow> profile_sample(const Setup& s, const Variant& v, int n, int steps,
+                                  double* total_ms) {
+  apply_variant(v);
+  auto m = s.create();
+  if (v.channels_last) to_channels_last(*m);
+  m->module().eval();
+  auto u = unet_of(*m);
+  torch::NoGradGuard ng;
+  auto x = torch::randn({2 * n, 1, 28, 28});
+  if (v.channels_last) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+  auto t = torch::full({2 * n}, 500.0);
+  auto y = torch::arange(2 * n, torch::kLong).remainder(11);
+  if (v.bf16) {
+    at::autocast::set_cpu_enabled(true);
+    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+  }
+  u->forward(x, t, y);
+  auto rows = profile_ops([&] { u->forward(x, t, y); }, steps, total_ms);
+  if (v.bf16) {
+    at::autocast::set_cpu_enabled(false);
+    at::autocast::clear_cache();
+  }
   apply_variant(Variant{});
   return rows;
 }
@@ -823,6 +864,7 @@ int main(int argc, char** argv) {
     samp["nchw"] = time_sample(s, all_variants[0], o.sample_n, o.sample_reps);
     samp["channels_last"] = time_sample(s, all_variants[1], o.sample_n, o.sample_reps);
     samp["bf16"] = time_sample(s, all_variants[3], o.sample_n, o.sample_reps);
+    samp["bf16_channels_last"] = time_sample(s, all_variants[4], o.sample_n, o.sample_reps);
     samp["nchw_unfused"] =
         time_sample(s, Variant{"nchw_unfused", false, false, true, o.threads, false}, o.sample_n,
                     o.sample_reps);
@@ -842,40 +884,51 @@ int main(int argc, char** argv) {
 
   // ---- profile
   if (o.profile) {
+    auto report = [&](const std::string& key, const std::string& title,
+                      const std::vector<OpRow>& rows, double total_ms) {
+      std::map<std::string, double> cats;
+      double sum = 0;
+      for (auto& r : rows) {
+        cats[category(r.name)] += r.self_ms;
+        sum += r.self_ms;
+      }
+      std::printf("\nProfile of %s (self time; %.0f ms under the profiler)\n", title.c_str(),
+                  total_ms);
+      std::vector<std::pair<double, std::string>> cv;
+      for (auto& [k, v] : cats) cv.push_back({v, k});
+      std::sort(cv.rbegin(), cv.rend());
+      for (auto& [v, k] : cv) {
+        std::printf("  %-34s %8.1f ms %5.1f%%\n", k.c_str(), v, 100 * v / sum);
+        out[key]["categories_ms"][k] = v;
+      }
+      std::printf("  top ops:\n");
+      for (size_t i = 0; i < rows.size() && i < 25; ++i) {
+        std::printf("  %-46s %8.2f ms %5lld calls\n", rows[i].name.c_str(), rows[i].self_ms,
+                    (long long)rows[i].calls);
+        out[key]["top_ops"].push_back(
+            {{"name", rows[i].name}, {"self_ms", rows[i].self_ms}, {"calls", rows[i].calls}});
+      }
+      out[key]["ms_under_profiler"] = total_ms;
+    };
     double total_ms = 0;
     auto rows = profile_train(s, all_variants[0], o.quick ? 1 : 2, &total_ms);
-    std::map<std::string, double> cats;
-    double sum = 0;
-    for (auto& r : rows) {
-      cats[category(r.name)] += r.self_ms;
-      sum += r.self_ms;
+    report("profile", "one NCHW fp32 train step", rows, total_ms);
+    if (o.sample) {
+      for (int vi : {0, 1, 3, 4}) {  // NCHW and channels-last, fp32 and bf16
+        rows = profile_sample(s, all_variants[vi], o.sample_n, o.quick ? 1 : 2, &total_ms);
+        report(("profile_sample_" + all_variants[vi].name).c_str(),
+               "one guided sampling forward, " + all_variants[vi].name + ", batch " +
+                   std::to_string(2 * o.sample_n),
+               rows, total_ms);
+      }
     }
-    std::printf(
-        "\nProfile of one NCHW fp32 train step (self time; %.0f ms/step under the profiler)\n",
-        total_ms);
-    std::vector<std::pair<double, std::string>> cv;
-    for (auto& [k, v] : cats) cv.push_back({v, k});
-    std::sort(cv.rbegin(), cv.rend());
-    for (auto& [v, k] : cv) {
-      std::printf("  %-34s %8.1f ms %5.1f%%\n", k.c_str(), v, 100 * v / sum);
-      out["profile"]["categories_ms"][k] = v;
-    }
-    std::printf("  top ops:\n");
-    for (size_t i = 0; i < rows.size() && i < 25; ++i) {
-      std::printf("  %-46s %8.2f ms %5lld calls\n", rows[i].name.c_str(), rows[i].self_ms,
-                  (long long)rows[i].calls);
-      out["profile"]["top_ops"].push_back(
-          {{"name", rows[i].name}, {"self_ms", rows[i].self_ms}, {"calls", rows[i].calls}});
-    }
-    out["profile"]["step_ms_under_profiler"] = total_ms;
   }
 
   // ---- table
   auto pyv = [&](const char* section, const char* name) -> double {
     if (!py_ok) return 0;
-    if (std::string(section) == "sample") return py["sample"]["img_per_s"].get<double>();
-    if (!py["train"].contains(name)) return 0;
-    return py["train"][name]["img_per_s"].get<double>();
+    if (!py.contains(section) || !py[section].contains(name)) return 0;
+    return py[section][name]["img_per_s"].get<double>();
   };
   std::printf("\n%-30s %10s %10s %7s %9s %8s\n", "train step (batch 64)", "C++ img/s", "Py img/s",
               "ratio", "GFLOP/s", "%peak");
@@ -905,15 +958,25 @@ int main(int argc, char** argv) {
     out["ratio_same_config_nchw"] = 64 / train["nchw"].median_s / pyn;
     out["ratio_best_cpp_vs_python_default"] = best / pyn;
   }
-  if (samp.count("nchw"))
-    std::printf(
-        "%-30s %10.2f %10.2f %6.2fx %9.1f %7.1f%%   (img/s; net evals/s C++ %.2f)\n",
-        ("DDIM-" + std::to_string(steps) + " guided, n=" + std::to_string(o.sample_n)).c_str(),
-        o.sample_n / samp["nchw"].median_s, py_ok ? pyv("sample", "") : 0.0,
-        py_ok ? o.sample_n / samp["nchw"].median_s / pyv("sample", "") : 0.0,
-        eval_flop_per_img * 2 * o.sample_n * steps / samp["nchw"].median_s / 1e9,
-        100 * eval_flop_per_img * 2 * o.sample_n * steps / samp["nchw"].median_s / 1e9 / peak_fp32,
-        steps / samp["nchw"].median_s);
+  // Sampling: each variant against the same variant of the twin, and the best of each side.
+  const std::string sname =
+      "DDIM-" + std::to_string(steps) + " guided n=" + std::to_string(o.sample_n);
+  std::printf("\n%-30s %10s %10s %7s %9s %8s\n", sname.c_str(), "C++ img/s", "Py img/s", "ratio",
+              "GFLOP/s", "%peak");
+  double best_c = 0, best_p = 0;
+  std::string best_cn, best_pn;
+  for (auto& [name, r] : samp) {
+    const double cpp = o.sample_n / r.median_s, pyi = pyv("sample", name.c_str());
+    row(name, cpp, pyi, eval_flop_per_img * 2 * o.sample_n * steps / r.median_s / 1e9);
+    if (pyi > 0) out["ratio_sample"][name] = cpp / pyi;
+    if (cpp > best_c) best_c = cpp, best_cn = name;
+    if (pyi > best_p) best_p = pyi, best_pn = name;
+  }
+  if (best_p > 0) {
+    std::printf("%-30s %10.2f %10.2f %6.2fx   (best C++ %s vs best Python %s)\n", "best vs best",
+                best_c, best_p, best_c / best_p, best_cn.c_str(), best_pn.c_str());
+    out["ratio_sample_best_vs_best"] = best_c / best_p;
+  }
   std::printf(
       "conv peak fp32 %.1f GFLOP/s (bf16 %.1f); targets: C++ >= 1.3x Python, >= 60%% of peak\n",
       peak_fp32, peak_bf16);

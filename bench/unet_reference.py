@@ -44,8 +44,19 @@ def norm_groups(groups, channels):
     return g
 
 
+class GroupNorm(nn.GroupNorm):
+    """nn.GroupNorm computed in fp32 and returned in the input's dtype, as fused_norm.cpp does:
+    torch 1.13 has no mixed-dtype GroupNorm, so under bf16 autocast nn.GroupNorm fails on the
+    bf16 output of a convolution."""
+
+    def forward(self, x):
+        if x.dtype == torch.float32:
+            return super().forward(x)
+        return super().forward(x.float()).to(x.dtype)
+
+
 def group_norm(groups, ch):
-    return nn.GroupNorm(norm_groups(groups, ch), ch)  # eps 1e-5, affine: as torch::nn::GroupNorm
+    return GroupNorm(norm_groups(groups, ch), ch)  # eps 1e-5, affine: as torch::nn::GroupNorm
 
 
 def conv(cin, cout, k, stride=1):
@@ -57,6 +68,14 @@ def zero_(m):
         for p in m.parameters():
             p.zero_()
     return m
+
+
+def is_channels_last(t):
+    return t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
+
+
+def layout_of(t):
+    return torch.channels_last if is_channels_last(t) else torch.contiguous_format
 
 
 class ResBlock(nn.Module):
@@ -102,7 +121,7 @@ class AttentionBlock(nn.Module):
         v = qkv.narrow(1, 2 * d, d)
         w = torch.softmax(torch.bmm(q.transpose(1, 2), k), -1)
         a = torch.bmm(v, w.transpose(1, 2))
-        return x + self.proj(a.reshape(x.shape))
+        return x + self.proj(a.reshape(x.shape).contiguous(memory_format=layout_of(x)))
 
 
 class UNetStage(nn.Module):
@@ -183,6 +202,10 @@ class UNet(nn.Module):
             emb = emb + self.label_emb(y)
         emb_act = F.silu(emb)
         skips = []
+        if is_channels_last(self.conv_out.weight) and not is_channels_last(x):
+            # as unet.cpp: a 1-channel batch gets channels-last strides, else the first level
+            # would run NCHW (x.contiguous(memory_format=channels_last) keeps its strides)
+            x = torch.empty(x.shape, dtype=x.dtype, memory_format=torch.channels_last).copy_(x)
         h = self.conv_in(x)
         skips.append(h)
         for s in self.input_blocks:
@@ -337,6 +360,8 @@ def main():
     ap.add_argument("--sample-reps", type=int, default=2)
     ap.add_argument("--variants", default="nchw,channels_last",
                     help="train-step variants: nchw, channels_last, bf16")
+    ap.add_argument("--sample-variants", default="nchw,channels_last,bf16,bf16_channels_last",
+                    help="DDIM sampling variants: nchw, channels_last, bf16, bf16_channels_last")
     ap.add_argument("--tol", type=float, default=1e-4)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -404,18 +429,25 @@ def main():
         print(f"[python] train {variant:14s} {med * 1e3:8.1f} ms/step  {bx.shape[0] / med:7.1f} img/s",
               flush=True)
 
-    # --- DDIM 50 steps with guidance (batch doubling), eval mode, no grad
-    net = build(d, m).eval()
+    # --- DDIM 50 steps with guidance (batch doubling), eval mode, no grad, per variant
     sx, sy = load(d, "sample_xT"), load(d, "sample_labels")
     evals = len(ts)
+    res["sample"] = {}
+    for variant in [v for v in a.sample_variants.split(",") if v]:
+        net = build(d, m).eval()
+        if "channels_last" in variant:
+            net = net.to(memory_format=torch.channels_last)
 
-    def sfn():
-        ddim_sample(net, abar, ts, sx, sy, m["guidance"], m["num_classes"], m["prediction"])
-    med, all_t = median_time(sfn, 0, a.sample_reps)
-    res["sample"] = {"median_s": med, "img_per_s": sx.shape[0] / med, "net_evals_per_s": evals / med,
-                     "net_batch": 2 * sx.shape[0], "images": sx.shape[0], "steps": evals, "times": all_t}
-    print(f"[python] DDIM-{evals} guided: {sx.shape[0] / med:6.2f} img/s, {evals / med:6.2f} "
-          f"net evals/s (batch {2 * sx.shape[0]})", flush=True)
+        def sfn():
+            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16,
+                                                 enabled=variant.startswith("bf16")):
+                ddim_sample(net, abar, ts, sx, sy, m["guidance"], m["num_classes"], m["prediction"])
+        med, all_t = median_time(sfn, 0, a.sample_reps)
+        res["sample"][variant] = {"median_s": med, "img_per_s": sx.shape[0] / med,
+                                  "net_evals_per_s": evals / med, "net_batch": 2 * sx.shape[0],
+                                  "images": sx.shape[0], "steps": evals, "times": all_t}
+        print(f"[python] DDIM-{evals} guided {variant:18s} {sx.shape[0] / med:6.2f} img/s, "
+              f"{evals / med:6.2f} net evals/s (batch {2 * sx.shape[0]})", flush=True)
     with open(a.json, "w") as f:
         json.dump(res, f, indent=1)
 
