@@ -113,6 +113,9 @@ struct Setup {
   torch::Tensor train_x, train_y;
 
   Setup() : config(gm::make_config(gm::find_model("ddpm"))) {
+    // Layout is a variant of its own: NCHW unless the variant says channels-last (the model's
+    // default, memory_format = auto, is channels-last on CPU).
+    config.set("model.memory_format", "nchw", "unet_bench");
     info.dataset = "fashion-mnist-shaped (random)";
     info.shape = {1, 28, 28};
     for (int i = 0; i < 10; ++i) info.class_names.push_back("class" + std::to_string(i));
