@@ -301,6 +301,31 @@ void act_affine_grad_nhwc(const float* x, const float* dy, float* dz, int64_t hw
   }
 }
 
+void act_affine_nhwc(GnActivation act, const float* x, float* y, int64_t hw, int64_t c,
+                     const float* a, const float* b) {
+  switch (act) {
+    case GnActivation::SiLU:
+      return act_affine_nhwc<SiLU>(x, y, hw, c, a, b);
+    case GnActivation::ReLU:
+      return act_affine_nhwc<ReLU>(x, y, hw, c, a, b);
+    case GnActivation::None:
+      return act_affine_nhwc<Identity>(x, y, hw, c, a, b);
+  }
+}
+
+void act_affine_grad_nhwc(GnActivation act, const float* x, const float* dy, float* dz, int64_t hw,
+                          int64_t c, const float* a, const float* b, const float* mu, float* sum_dz,
+                          float* sum_dzx) {
+  switch (act) {
+    case GnActivation::SiLU:
+      return act_affine_grad_nhwc<SiLU>(x, dy, dz, hw, c, a, b, mu, sum_dz, sum_dzx);
+    case GnActivation::ReLU:
+      return act_affine_grad_nhwc<ReLU>(x, dy, dz, hw, c, a, b, mu, sum_dz, sum_dzx);
+    case GnActivation::None:
+      return act_affine_grad_nhwc<Identity>(x, dy, dz, hw, c, a, b, mu, sum_dz, sum_dzx);
+  }
+}
+
 template <typename T>
 void forward_nhwc(const T* x, const float* gamma, const float* beta, const float* scale,
                   const float* shift, T* y, float* mean, float* rstd, const GnSiluShape& s) {
@@ -341,17 +366,7 @@ void forward_nhwc(const T* x, const float* gamma, const float* beta, const float
         }
       }
       float* yf = out_block(y + n * m, m, ybuf);
-      switch (s.act) {
-        case GnActivation::SiLU:
-          act_affine_nhwc<SiLU>(xf, yf, hw, c, a.data(), b.data());
-          break;
-        case GnActivation::ReLU:
-          act_affine_nhwc<ReLU>(xf, yf, hw, c, a.data(), b.data());
-          break;
-        case GnActivation::None:
-          act_affine_nhwc<Identity>(xf, yf, hw, c, a.data(), b.data());
-          break;
-      }
+      act_affine_nhwc(s.act, xf, yf, hw, c, a.data(), b.data());
       store_block(yf, y + n * m, m);
     }
   });
@@ -379,20 +394,8 @@ void backward_nhwc(const T* dy, const T* x, const float* gamma, const float* bet
         b[ch] = ca.b;
         mu[ch] = mean[ng];
       }
-      switch (s.act) {
-        case GnActivation::SiLU:
-          act_affine_grad_nhwc<SiLU>(xf, dyf, dz, hw, c, a.data(), b.data(), mu.data(), d1.data(),
-                                     dxm.data());
-          break;
-        case GnActivation::ReLU:
-          act_affine_grad_nhwc<ReLU>(xf, dyf, dz, hw, c, a.data(), b.data(), mu.data(), d1.data(),
-                                     dxm.data());
-          break;
-        case GnActivation::None:
-          act_affine_grad_nhwc<Identity>(xf, dyf, dz, hw, c, a.data(), b.data(), mu.data(),
-                                         d1.data(), dxm.data());
-          break;
-      }
+      act_affine_grad_nhwc(s.act, xf, dyf, dz, hw, c, a.data(), b.data(), mu.data(), d1.data(),
+                           dxm.data());
       for (int64_t g = 0; g < s.groups; ++g) {
         const int64_t ng = n * s.groups + g;
         const float rs = rstd[ng];
