@@ -5,7 +5,9 @@
 # 2,000 samples here: computed once and cached in RUN/sampler-fid-nN/ddpm-1000.json; REF=0
 # skips it).
 #   RUN=runs/fmnist-quality-15m N=2000 NFES="10 20 50" [SCHEDULE=discrete|karras|exponential] \
-#     bench/sampler_sweep.sh [SAMPLER ...]
+#     [PRECISION=bf16] bench/sampler_sweep.sh [SAMPLER ...]
+# PRECISION=bf16 samples every row (the reference too) under bf16 autocast, about 2x faster here,
+# and keeps its rows apart (RUN/sampler-fid-nN-bf16/, sampler_sweep-RUNNAME-bf16.json).
 # Steps per NFE: 2 evaluations per step for heun and dpm++2s_a (the last step takes 1), 2 for pc
 # (1 corrector step); ode is adaptive and runs at rtol = atol = 1e-2, 1e-3, 1e-4 instead.
 # Prints one table; writes bench/results/sampler_sweep-RUNNAME.json (rows accumulate over
@@ -18,7 +20,10 @@ N=${N:-2000}
 NFES=${NFES:-"10 20 50"}
 GM=${GM:-build/genmodels}
 SAMPLERS=${*:-"ddim euler heun euler_a lms dpm++2m dpm++2m_sde dpm++2s_a unipc pc ode"}
-out=$RUN/sampler-fid-n$N
+PRECISION=${PRECISION:-}  # empty: the run's own model.precision
+out=$RUN/sampler-fid-n$N${PRECISION:+-$PRECISION}
+prec=()
+if [ -n "$PRECISION" ]; then prec=(--precision "$PRECISION"); fi
 REF=${REF:-1}  # 0: skip the 1000-step DDPM reference
 SCHEDULE=${SCHEDULE:-}  # a sample.schedule for the sigma samplers (default: the run's)
 mkdir -p "$out" bench/results
@@ -28,7 +33,7 @@ fid() {  # name, then sample flags
   if [ ! -f "$out/$name.json" ]; then
     local t0
     t0=$(date +%s.%N)
-    $GM eval "$RUN" --metrics fid --n "$N" --seed 0 --json "$out/$name.json" "$@" >/dev/null
+    $GM eval "$RUN" --metrics fid --n "$N" --seed 0 --json "$out/$name.json" "${prec[@]}" "$@" >/dev/null
     echo "{\"seconds\": $(echo "$(date +%s.%N) - $t0" | bc)}" > "$out/$name.time.json"
   fi
   echo "$name"
@@ -64,9 +69,10 @@ for name in names:
     nfe = int(j.get("sample", {}).get("nfe", 0))
     rows[name] = {"fid": fid, "nfe": nfe, "seconds": t}
     print(f"{name:<22} {nfe:>5} {fid:8.2f} {t:8.0f}")
-run = os.path.dirname(out)
+run = os.path.dirname(out.rstrip("/"))
 n = int(os.environ.get("N", "2000"))
-base = "bench/results/sampler_sweep-" + os.path.basename(run.rstrip("/"))
+prec = os.environ.get("PRECISION", "")
+base = "bench/results/sampler_sweep-" + os.path.basename(run.rstrip("/")) + ("-" + prec if prec else "")
 old = json.load(open(base + ".json")) if os.path.exists(base + ".json") else {}
 if old.get("run") == run and old.get("n") == n:
     old["rows"].update(rows)  # earlier invocations' rows (other samplers or grids) are kept
