@@ -21,7 +21,8 @@ NFES=${NFES:-"10 20 50"}
 GM=${GM:-build/genmodels}
 SAMPLERS=${*:-"ddim euler heun euler_a lms dpm++2m dpm++2m_sde dpm++2s_a unipc pc ode"}
 PRECISION=${PRECISION:-}  # empty: the run's own model.precision
-out=$RUN/sampler-fid-n$N${PRECISION:+-$PRECISION}
+tag=${PRECISION:+-$PRECISION}  # the cache directory's and the results file's suffix
+out=$RUN/sampler-fid-n$N$tag
 prec=()
 if [ -n "$PRECISION" ]; then prec=(--precision "$PRECISION"); fi
 REF=${REF:-1}  # 0: skip the 1000-step DDPM reference
@@ -57,9 +58,9 @@ for s in $SAMPLERS; do
     fi
   done
 done
-/usr/bin/python3 - "$out" "${names[@]}" <<'PY'
+/usr/bin/python3 - "$out" "$tag" "${names[@]}" <<'PY'
 import json, os, sys
-out, names = sys.argv[1], sys.argv[2:]
+out, tag, names = sys.argv[1], sys.argv[2], sys.argv[3:]
 rows = {}
 print(f"{'sampler':<22} {'NFE':>5} {'FID':>8} {'s':>8}")
 for name in names:
@@ -69,10 +70,9 @@ for name in names:
     nfe = int(j.get("sample", {}).get("nfe", 0))
     rows[name] = {"fid": fid, "nfe": nfe, "seconds": t}
     print(f"{name:<22} {nfe:>5} {fid:8.2f} {t:8.0f}")
-run = os.path.dirname(out.rstrip("/"))
+run = os.path.dirname(out)
 n = int(os.environ.get("N", "2000"))
-prec = os.environ.get("PRECISION", "")
-base = "bench/results/sampler_sweep-" + os.path.basename(run.rstrip("/")) + ("-" + prec if prec else "")
+base = "bench/results/sampler_sweep-" + os.path.basename(run.rstrip("/")) + tag
 old = json.load(open(base + ".json")) if os.path.exists(base + ".json") else {}
 if old.get("run") == run and old.get("n") == n:
     old["rows"].update(rows)  # earlier invocations' rows (other samplers or grids) are kept
