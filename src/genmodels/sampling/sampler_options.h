@@ -16,16 +16,17 @@ struct SamplerOptions {
   double guidance = 1.0;             ///< sample.guidance: classifier-free guidance scale
   bool clip_x0 = true;               ///< sample.clip_x0: clip predicted x0 (images only)
   // Sigma-space samplers (sampling/sigmas.h, sampling/sigma_samplers.h).
-  std::string schedule = "karras";  ///< sample.schedule: discrete | karras | exponential
-  double sigma_min = 0.0;           ///< sample.sigma_min: 0 = the model's
-  double sigma_max = 0.0;           ///< sample.sigma_max: 0 = the model's
-  double rho = 7.0;                 ///< sample.rho: Karras grid exponent
-  double s_churn = 0.0;             ///< sample.s_churn: Karras Alg. 2 stochasticity (euler, heun)
-  double s_noise = 1.0;             ///< sample.s_noise: scale of the added noise
-  double s_tmin = 0.0;              ///< sample.s_tmin: churn only for sigma >= s_tmin
-  double s_tmax = 0.0;              ///< sample.s_tmax: churn only for sigma <= s_tmax (0 = inf)
-  double ancestral_eta = 1.0;       ///< sample.ancestral_eta: euler_a, dpm++2s_a, dpm++2m_sde
-  int64_t order = 0;                ///< sample.order: unipc 1-3, lms 1-4 (0 = sampler default)
+  std::string schedule = "karras";   ///< sample.schedule: discrete | karras | exponential
+  double sigma_min = 0.0;            ///< sample.sigma_min: 0 = the model's
+  double sigma_max = 0.0;            ///< sample.sigma_max: 0 = the model's
+  double rho = 7.0;                  ///< sample.rho: Karras grid exponent
+  std::string heun = "exponential";  ///< sample.heun: heun's correction, exponential | karras
+  double s_churn = 0.0;              ///< sample.s_churn: Karras Alg. 2 stochasticity (euler, heun)
+  double s_noise = 1.0;              ///< sample.s_noise: scale of the added noise
+  double s_tmin = 0.0;               ///< sample.s_tmin: churn only for sigma >= s_tmin
+  double s_tmax = 0.0;               ///< sample.s_tmax: churn only for sigma <= s_tmax (0 = inf)
+  double ancestral_eta = 1.0;        ///< sample.ancestral_eta: euler_a, dpm++2s_a, dpm++2m_sde
+  int64_t order = 0;                 ///< sample.order: unipc 1-3, lms 1-4 (0 = sampler default)
   std::string predictor = "euler_maruyama";  ///< sample.predictor: pc euler_maruyama | ancestral
   double snr = 0.16;                         ///< sample.snr: pc Langevin signal-to-noise ratio
   int64_t corrector_steps = 1;  ///< sample.corrector_steps: pc Langevin steps per level

@@ -33,6 +33,10 @@ const KeyTable<SamplerOptions>& sampler_keys() {
     t.add("sample.sigma_min", &O::sigma_min, "smallest grid sigma (0 = the model's)");
     t.add("sample.sigma_max", &O::sigma_max, "largest grid sigma (0 = the model's)");
     t.add("sample.rho", &O::rho, "Karras grid exponent (Karras et al. 2022 eq. 5)");
+    t.add("sample.heun", &O::heun,
+          "heun's correction: exponential (trapezoid on D, stable for any step ratio) or karras "
+          "(Alg. 2 verbatim, as k-diffusion; diverges on cosine schedules' full sigma range)",
+          {"exponential", "karras"});
     t.add("sample.s_churn", &O::s_churn, "euler/heun churn (Karras et al. 2022 Alg. 2; 0 = ODE)");
     t.add("sample.s_noise", &O::s_noise, "scale of the noise the stochastic samplers add");
     t.add("sample.s_tmin", &O::s_tmin, "churn only at sigma >= s_tmin");
@@ -108,8 +112,9 @@ const std::vector<SamplerEntry>& sampler_table() {
        grid_keys({"sample.s_churn", "sample.s_noise", "sample.s_tmin", "sample.s_tmax"}), 50,
        sigma_row(sample_euler), true},
       {"heun", "Heun's 2nd order (Karras et al. 2022 Alg. 2), 2 NFE per step but the last",
-       grid_keys({"sample.s_churn", "sample.s_noise", "sample.s_tmin", "sample.s_tmax"}), 25,
-       sigma_row(sample_heun), true},
+       grid_keys(
+           {"sample.heun", "sample.s_churn", "sample.s_noise", "sample.s_tmin", "sample.s_tmax"}),
+       25, sigma_row(sample_heun), true},
       {"euler_a", "Euler ancestral: Euler to sigma_down, then fresh noise (DDPM-like, eta = 1)",
        grid_keys({"sample.ancestral_eta", "sample.s_noise"}), 50, sigma_row(sample_euler_ancestral),
        true},
