@@ -5,7 +5,9 @@
 # 2,000 samples here: computed once and cached in RUN/sampler-fid-nN/ddpm-1000.json; REF=0
 # skips it).
 #   RUN=runs/fmnist-quality-15m N=2000 NFES="10 20 50" [SCHEDULE=discrete|karras|exponential] \
-#     [PRECISION=bf16] bench/sampler_sweep.sh [SAMPLER ...]
+#     [SIGMA_MAX=80] [PRECISION=bf16] bench/sampler_sweep.sh [SAMPLER ...]
+# SIGMA_MAX clamps the sigma samplers' grid; entering it from the model's prior costs one of the
+# NFE, so those rows run one step fewer.
 # PRECISION=bf16 samples every row (the reference too) under bf16 autocast, about 2x faster here,
 # and keeps its rows apart (RUN/sampler-fid-nN-bf16/, sampler_sweep-RUNNAME-bf16.json).
 # Steps per NFE: 2 evaluations per step for heun and dpm++2s_a (the last step takes 1), 2 for pc
@@ -27,6 +29,7 @@ prec=()
 if [ -n "$PRECISION" ]; then prec=(--precision "$PRECISION"); fi
 REF=${REF:-1}  # 0: skip the 1000-step DDPM reference
 SCHEDULE=${SCHEDULE:-}  # a sample.schedule for the sigma samplers (default: the run's)
+SIGMA_MAX=${SIGMA_MAX:-}  # a sample.sigma_max for the sigma samplers (one NFE enters the grid)
 mkdir -p "$out" bench/results
 fid() {  # name, then sample flags
   local name=$1
@@ -50,12 +53,18 @@ for s in $SAMPLERS; do
   fi
   for nfe in $NFES; do
     steps=$nfe
-    case $s in heun | dpm++2s_a | pc) steps=$(( (nfe + 1) / 2 )) ;; esac
-    if [ -n "$SCHEDULE" ] && [ "$s" != ddim ] && [ "$s" != ddpm ]; then
-      names+=("$(fid "$s-$SCHEDULE-nfe$nfe" --sampler "$s" --steps "$steps" --schedule "$SCHEDULE")")
-    else
-      names+=("$(fid "$s-nfe$nfe" --sampler "$s" --steps "$steps")")
+    name=$s
+    flags=()
+    if [ "$s" != ddim ] && [ "$s" != ddpm ]; then
+      if [ -n "$SCHEDULE" ]; then name+=-$SCHEDULE; flags+=(--schedule "$SCHEDULE"); fi
+      if [ -n "$SIGMA_MAX" ]; then
+        name+=-smax$SIGMA_MAX
+        flags+=(--set "sample.sigma_max=$SIGMA_MAX")
+        steps=$((nfe - 1))  # the step from the model's prior into the clamped grid
+      fi
     fi
+    case $s in heun | dpm++2s_a | pc) steps=$(( (steps + 1) / 2 )) ;; esac
+    names+=("$(fid "$name-nfe$nfe" --sampler "$s" --steps "$steps" "${flags[@]}")")
   done
 done
 /usr/bin/python3 - "$out" "$tag" "${names[@]}" <<'PY'
