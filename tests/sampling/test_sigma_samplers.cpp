@@ -69,6 +69,23 @@ torch::Tensor run_sigma(const std::string& name, const Denoiser& d, const torch:
   return row.run(call);
 }
 
+// 2,000 samples of the kD-dimensional Gaussian in one batch.
+SampleJob gaussian_job(uint64_t seed) {
+  SampleJob job;
+  job.shape = {kD};
+  job.n = 2000;
+  job.seed = seed;
+  job.image = false;
+  job.batch = 2000;
+  return job;
+}
+
+// The largest |mean - mu| over coordinates and the std / s averaged over them.
+std::pair<double, double> moment_errors(const torch::Tensor& x) {
+  return {(x.mean(0) - torch::tensor(kMu, torch::kFloat)).abs().max().item<double>(),
+          (x.std(0) / kS).mean().item<double>()};
+}
+
 }  // namespace
 
 TEST(SigmaGrids, KarrasExponentialDiscreteAndRange) {
@@ -119,12 +136,7 @@ TEST(SigmaGrids, KarrasExponentialDiscreteAndRange) {
 // over-disperse this Gaussian by ~4 % (the predictor alone converges to s).
 TEST(SigmaSamplers, EveryRowReproducesGaussianData) {
   GaussianCase su;
-  SampleJob job;
-  job.shape = {kD};
-  job.n = 2000;
-  job.seed = 11;
-  job.image = false;
-  job.batch = 2000;
+  const SampleJob job = gaussian_job(11);
   for (const auto& row : sampler_table()) {
     SamplerOptions o;
     o.sampler = row.name;
@@ -137,9 +149,7 @@ TEST(SigmaSamplers, EveryRowReproducesGaussianData) {
     // step eps = sigma_L^2 (one full relaxation per step at the last level) mixes.
     if (row.name == "langevin") o.langevin_eps = std::pow(su.d.sigma_min(), 2);
     const Drawn dr = draw_samples(su.d, o, job);
-    const double mean_err =
-        (dr.x.mean(0) - torch::tensor(kMu, torch::kFloat)).abs().max().item<double>();
-    const double std_ratio = (dr.x.std(0) / kS).mean().item<double>();
+    const auto [mean_err, std_ratio] = moment_errors(dr.x);
     std::cout << "  " << row.name << ": NFE " << dr.nfe << ", max |mean - mu| " << mean_err
               << ", mean std / s " << std_ratio << "\n";
     EXPECT_LT(mean_err, 6 * kS / std::sqrt(2000.0)) << row.name;
@@ -451,21 +461,14 @@ TEST(SigmaSamplers, FewStepsOverACosineSchedulesFullRange) {
 // entry step from the prior keeps both, at one more NFE.
 TEST(SigmaSamplers, AClampedSigmaMaxIsEnteredFromThePrior) {
   GaussianCase su;
-  SampleJob job;
-  job.shape = {kD};
-  job.n = 2000;
-  job.seed = 4;
-  job.image = false;
-  job.batch = 2000;
+  const SampleJob job = gaussian_job(4);
   for (const std::string name : {"dpm++2m", "unipc"}) {
     SamplerOptions o;
     o.sampler = name;
     o.steps = 30;
     o.sigma_max = 2.0;
     const Drawn dr = draw_samples(su.d, o, job);
-    const double mean_err =
-        (dr.x.mean(0) - torch::tensor(kMu, torch::kFloat)).abs().max().item<double>();
-    const double std_ratio = (dr.x.std(0) / kS).mean().item<double>();
+    const auto [mean_err, std_ratio] = moment_errors(dr.x);
     std::cout << "  " << name << " from sigma 2: max |mean - mu| " << mean_err << ", std / s "
               << std_ratio << ", NFE " << dr.nfe << "\n";
     EXPECT_LT(mean_err, 6 * kS / std::sqrt(2000.0)) << name;
