@@ -167,7 +167,7 @@ TEST(SigmaSamplers, EveryRowReproducesGaussianData) {
     o.steps = 30;
     o.predictor = predictor;
     o.corrector_steps = corrector_steps;
-    return (draw_samples(su.d, o, job).x.std(0) / kS).mean().item<double>();
+    return moment_errors(draw_samples(su.d, o, job).x).second;
   };
   const double em0 = pc_std("euler_maruyama", 0), em3 = pc_std("euler_maruyama", 3);
   const double an0 = pc_std("ancestral", 0), an3 = pc_std("ancestral", 3);
@@ -440,7 +440,7 @@ TEST(SigmaSamplers, FewStepsOverACosineSchedulesFullRange) {
     auto err = [&](const std::string& name, SamplerOptions o = {}) {
       const auto out = run_sigma(name, d, x_T, sig, o);
       const double e = (out - (name == "lms" ? exact0 : exact)).abs().mean().item<double>();
-      const double sd = (out.std(0) / kS).mean().item<double>();
+      const double sd = moment_errors(out).second;
       std::cout << "  " << (grid == SigmaGrid::Karras ? "karras" : "discrete") << " " << name
                 << (o.heun == "karras" ? " (karras form)" : "") << ": mean |error| " << e
                 << ", std / s " << sd << "\n";
