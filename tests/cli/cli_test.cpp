@@ -15,6 +15,7 @@
 #include "genmodels/core/jsonl.h"
 #include "genmodels/io/image.h"
 #include "genmodels/io/npy.h"
+#include "genmodels/nn/precision.h"
 
 namespace fs = std::filesystem;
 using namespace gm::test::cli;
@@ -76,6 +77,18 @@ TEST(Cli, ToyRunWritesEverything) {
   torch::Tensor pts16 = gm::io::read_npy(run + "/pts16.npy");
   EXPECT_TRUE(torch::isfinite(pts16).all().item<bool>());
   EXPECT_LT((pts16 - pts).abs().mean().item<double>(), 0.1);
+  // auto: bf16 where the CPU has native bf16, fp32 elsewhere; the PNG and its command record the
+  // resolved value, so `sample --from` repeats it on any machine.
+  Result a = cli("sample " + run + " --steps 10 --n 200 --seed 4 --precision auto --npy " + run +
+                 "/ptsauto.npy --out " + run + "/outauto");
+  ASSERT_EQ(a.status, 0) << a.err;
+  const std::string resolved = gm::nn::cpu_has_native_bf16() ? "bf16" : "fp32";
+  auto auto_text = gm::io::read_png_text(run + "/outauto/grid.png");
+  EXPECT_EQ(auto_text["precision"], resolved);
+  EXPECT_NE(auto_text["parameters"].find("model.precision=" + resolved), std::string::npos)
+      << auto_text["parameters"];
+  EXPECT_TRUE(
+      torch::equal(gm::io::read_npy(run + "/ptsauto.npy"), resolved == "bf16" ? pts16 : pts));
   Result bad = cli("sample " + run + " --precision fp16");
   EXPECT_EQ(bad.status, 2);
   EXPECT_NE(bad.err.find("fp32, bf16"), std::string::npos) << bad.err;

@@ -46,8 +46,7 @@ KeyTable<ClipSettings> clip_keys() {
   t.add("model.context", &O::context, "text context length in tokens (start and end included)");
   t.add("model.bpe_merges", &O::bpe_merges, "BPE merges learned from the training captions");
   t.add("model.bpe_corpus", &O::bpe_corpus, "training captions the BPE is learned from");
-  t.add("model.precision", &O::precision, "network arithmetic: fp32, or bf16 autocast (CPU)",
-        {"fp32", "bf16"});
+  t.add("model.precision", &O::precision, nn::kPrecisionHelp, nn::precision_choices());
   t.add("model.noised_share", &O::noised_share,
         "share of each batch noised (log-uniform sigma in [0.002, 80]) for a noise-conditional "
         "image encoder that can guide diffusion sampling (0 = clean images only)");

@@ -94,9 +94,10 @@ KeyTable<FlowSettings> flow_keys(const std::string& arch) {
         "eq. 13)");
   t.add("sample.temperature", &O::temperature, "latent temperature (Glow samples at 0.7)");
   t.add("model.precision", &O::precision,
-        "coupling network arithmetic: fp32, or bf16 autocast for the conditioner networks "
+        "coupling network arithmetic: fp32, bf16 autocast (auto: where the CPU has native bf16) "
+        "for the conditioner networks "
         "(scales, shifts, the coupling itself and log-determinants stay fp32)",
-        {"fp32", "bf16"});
+        nn::precision_choices());
   t.add("model.conditional", &O::conditional,
         "class-conditional log p(x|y) on labelled images: a learned per-class prior on every "
         "latent (Glow's y-conditioned prior, Kingma & Dhariwal 2018 sec. 5); sample --class");

@@ -60,8 +60,7 @@ KeyTable<GanSettings> gan_keys() {
   t.add("model.mlp_depth", &O::mlp_depth, "vectors: MLP hidden layers");
   t.add("model.conditional", &O::conditional, "class-conditional (needs labelled data)");
   t.add("model.d_lr", &O::d_lr, "discriminator learning rate (TTUR; 0 = train.lr)");
-  t.add("model.precision", &O::precision, "network arithmetic: fp32, or bf16 autocast (CPU)",
-        {"fp32", "bf16"});
+  t.add("model.precision", &O::precision, nn::kPrecisionHelp, nn::precision_choices());
   t.add("sample.truncation", &O::truncation,
         "truncation trick: resample latents with |z| > t (0 = off; Brock et al. 2019)");
   return t;

@@ -82,9 +82,10 @@ KeyTable<TranslationSettings> translation_keys(const std::string& name) {
         "PatchGAN stride-2 layers (0 = largest whose patch is at most half the image)");
   t.add("model.norm", &O::norm, "normalisation layers", {"batch", "instance"});
   t.add("model.precision", &O::precision,
-        "network arithmetic: fp32, or bf16 autocast (CPU) for the generators and discriminators "
+        "network arithmetic: fp32, bf16 autocast (CPU; auto: where the CPU has native bf16) for "
+        "the generators and discriminators "
         "(weights, losses and the image pools stay fp32)",
-        {"fp32", "bf16"});
+        nn::precision_choices());
   return t;
 }
 

@@ -25,6 +25,7 @@
 #include "genmodels/models/export.h"
 #include "genmodels/models/report.h"
 #include "genmodels/models/translate.h"
+#include "genmodels/nn/precision.h"
 #include "genmodels/sampling/samplers.h"
 #include "genmodels/train/checkpoint.h"
 #include "genmodels/train/run_dir.h"
@@ -187,7 +188,9 @@ const std::vector<FlagKey>& sample_flags() {
       {"--guidance", "sample.guidance", "classifier-free guidance scale (1 = none)"},
       {"--temperature", "sample.temperature", "flows: latent temperature (Glow: 0.7)"},
       {"--truncation", "sample.truncation", "GANs: truncation trick threshold (0 = off)"},
-      {"--precision", "model.precision", "network arithmetic (bf16: CPU autocast, ~1.4x faster)"},
+      {"--precision", "model.precision",
+       "network arithmetic (bf16: CPU autocast, ~1.4x faster where the CPU has native bf16, far "
+       "slower elsewhere; auto: bf16 there, fp32 elsewhere)"},
   };
   return flags;
 }
@@ -379,8 +382,9 @@ SampleResult sample_loaded(LoadedRun& run, const SampleArgs& a,
   res.params["n"] = std::to_string(a.n);
   res.params["seed"] = std::to_string(a.seed);
   res.params["checkpoint_step"] = std::to_string(run.checkpoint_step);  // of the loaded weights
-  if (run.config.has("model.precision"))
-    res.params["precision"] = run.config.get_string("model.precision");
+  if (run.config.has("model.precision"))  // what "auto" meant here, so --from repeats it anywhere
+    res.params["precision"] =
+        nn::resolved_precision_name(run.config.get_string("model.precision"), "model.precision");
   res.params["parameters"] = sample_command(a);
   res.params["Software"] = std::string("genmodels ") + version();
   if (clip) {
@@ -411,7 +415,14 @@ std::string sample_command(const SampleArgs& a) {
   if (!a.clip.empty())
     cmd += " --clip " + shell_quote(a.clip) + " --clip-guidance " + num(a.clip_guidance);
   if (a.raw_weights) cmd += " --raw-weights";
-  for (const auto& s : a.sets) cmd += " --set " + shell_quote(s);
+  const std::string precision_key = "model.precision=";
+  for (const auto& s : a.sets) {
+    if (s.rfind(precision_key, 0) == 0)  // "auto" as resolved here, so the command repeats it
+      cmd += " --set " + precision_key +
+             nn::resolved_precision_name(s.substr(precision_key.size()), "model.precision");
+    else
+      cmd += " --set " + shell_quote(s);
+  }
   return cmd;
 }
 

@@ -44,8 +44,7 @@ const KeyTable<NetOptions>& net_keys() {
     t.add("model.dropout", &O::dropout, "dropout in residual blocks");
     t.add("model.scale_shift_norm", &O::scale_shift_norm,
           "AdaGN conditioning (Nichol & Dhariwal 2021)");
-    t.add("model.precision", &O::precision, "network arithmetic: fp32, or bf16 autocast (CPU)",
-          {"fp32", "bf16"});
+    t.add("model.precision", &O::precision, nn::kPrecisionHelp, nn::precision_choices());
     t.add("model.memory_format", &O::memory_format,
           "U-Net activation layout: channels_last (NHWC: 1.3-1.7x faster sampling on CPU), "
           "nchw, or auto (channels_last on CPU, nchw elsewhere)",

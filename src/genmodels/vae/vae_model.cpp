@@ -80,9 +80,10 @@ const KeyTable<VaeSettings>& vae_keys() {
           "test images for eval nll when --n is not given (0 = 1000, 200 for the slower ladder "
           "VAE; the full estimate: --n 10000)");
     t.add("model.precision", &O::precision,
-          "network arithmetic: fp32, or bf16 autocast for the encoder and decoder body (output "
+          "network arithmetic: fp32, bf16 autocast (auto: where the CPU has native bf16) for the "
+          "encoder and decoder body (output "
           "layer, likelihood and KL stay fp32)",
-          {"fp32", "bf16"});
+          nn::precision_choices());
     t.add("model.conditional", &O::conditional,
           "class-conditional q(z|x,y) and p(x|z,y) on labelled data (Kingma et al. 2014 M2, "
           "Sohn et al. 2015); sample --class");
