@@ -46,8 +46,11 @@ TEST(GanLearning, NonSaturatingAndWganGpCoverTheEightModes) {
   gm::test::TempDir tmp;
   const torch::Tensor data = gm::data::sample_toy2d("8gaussians", 2000, 1234);
   // The registry defaults (WGAN-GP on vectors: lambda 0.1, as in Gulrajani et al.'s toys).
-  for (const std::string model : {"dcgan", "wgan-gp"}) {
-    gm::TrainArgs a = toy(model, tmp.file(model), 1500);
+  // A WGAN-GP step is n_critic = 5 critic steps with a double backward each, so it gets 1,000
+  // steps (measured: SWD 0.061, every mode's share >= 0.11; dcgan after 1,500: 0.042, >= 0.118).
+  for (const auto& [model, steps] :
+       {std::pair<std::string, int64_t>{"dcgan", 1500}, {"wgan-gp", 1000}}) {
+    gm::TrainArgs a = toy(model, tmp.file(model), steps);
     gm::run_train(a);
     gm::SampleArgs s;
     s.run = a.out;
