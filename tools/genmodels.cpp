@@ -17,6 +17,7 @@
 #include "genmodels/models/report.h"
 #include "genmodels/models/run.h"
 #include "genmodels/models/serve.h"
+#include "genmodels/nn/precision.h"
 #include "genmodels/sampling/samplers.h"
 #include "genmodels/train/run_dir.h"
 
@@ -31,13 +32,15 @@ void add_sample_flags(CLI::App* cmd, std::vector<std::string>& sets) {
   for (const auto& f : gm::sample_flags()) {
     std::string help = f.help + " [" + f.key + "]";
     if (f.key == "sample.sampler") help += " {" + samplers + "}";
+    auto add_choices = [&help](const std::vector<std::string>& choices) {
+      std::string c;
+      for (const auto& v : choices) c += (c.empty() ? "" : ", ") + v;
+      help += " {" + c + "}";
+    };
     for (const auto& k : gm::sampling::sampler_keys().keys())
-      if (k.name == f.key && !k.choices.empty() && f.key != "sample.sampler") {
-        std::string c;
-        for (const auto& v : k.choices) c += (c.empty() ? "" : ", ") + v;
-        help += " {" + c + "}";
-      }
-    if (f.key == "model.precision") help += " {fp32, bf16}";
+      if (k.name == f.key && !k.choices.empty() && f.key != "sample.sampler")
+        add_choices(k.choices);
+    if (f.key == "model.precision") add_choices(gm::nn::precision_choices());
     const std::string key = f.key;
     cmd->add_option_function<std::string>(
         f.flag,
