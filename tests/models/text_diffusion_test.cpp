@@ -42,28 +42,26 @@ const std::string& clip_run() {
                       done = d + ".done";
     const int lock = ::open((d + ".lock").c_str(), O_CREAT | O_RDWR, 0600);
     if (lock < 0 || ::flock(lock, LOCK_EX) != 0) throw std::runtime_error("cannot lock " + d);
-    if (fs::exists(done)) {
-      ::close(lock);
-      return d;
+    if (!fs::exists(done)) {
+      fs::remove_all(d);
+      gm::TrainArgs a;
+      a.model = "clip";
+      a.data = "fashion-mnist";
+      a.out = d;
+      a.steps = 250;
+      a.seed = 2;
+      a.threads = 2;
+      // 14x14 images as the diffusion runs below; half of each batch noised, so that the image
+      // encoder can guide sampling.
+      a.sets = {"data.limit=4000",      "data.image_size=14",    "model.noised_share=0.5",
+                "model.patch=7",        "model.width=64",        "model.layers=2",
+                "model.text_width=64",  "model.text_layers=2",   "model.embed_dim=32",
+                "model.bpe_merges=120", "model.bpe_corpus=3000", "train.batch_size=128",
+                "train.lr=1e-3",        "train.warmup_steps=20", "train.eval_every=0",
+                "train.log_every=50",   "train.ema_decay=0.9"};
+      gm::run_train(a);
+      std::ofstream(done) << "trained\n";
     }
-    fs::remove_all(d);
-    gm::TrainArgs a;
-    a.model = "clip";
-    a.data = "fashion-mnist";
-    a.out = d;
-    a.steps = 250;
-    a.seed = 2;
-    a.threads = 2;
-    // 14x14 images as the diffusion runs below; half of each batch noised, so that the image
-    // encoder can guide sampling.
-    a.sets = {"data.limit=4000",      "data.image_size=14",    "model.noised_share=0.5",
-              "model.patch=7",        "model.width=64",        "model.layers=2",
-              "model.text_width=64",  "model.text_layers=2",   "model.embed_dim=32",
-              "model.bpe_merges=120", "model.bpe_corpus=3000", "train.batch_size=128",
-              "train.lr=1e-3",        "train.warmup_steps=20", "train.eval_every=0",
-              "train.log_every=50",   "train.ema_decay=0.9"};
-    gm::run_train(a);
-    std::ofstream(done) << "trained\n";
     ::close(lock);
     return d;
   }();
