@@ -64,6 +64,33 @@ TEST(Bpe, RoundTripsAnyBytes) {
   EXPECT_THROW(bpe.decode({static_cast<int32_t>(bpe.vocab_size())}), gm::Error);
 }
 
+// BPE-dropout: 0 is exact encoding; any rate still round-trips; rate ~1 leaves bytes; a moderate
+// rate splits a learned word into smaller pieces some of the time, and more often at a higher rate.
+TEST(Bpe, DropoutSplitsWordsAndStillRoundTrips) {
+  const Bpe bpe = Bpe::train({"a photo of a sneaker", "a photo of an ankle boot",
+                              "a photo of a sneaker", "black-and-white picture of trainers"},
+                             60);
+  const std::string text = "a photo of a sneaker";
+  const auto exact = bpe.encode(text);
+  std::mt19937_64 rng(7);
+  EXPECT_EQ(bpe.encode(text, 0.0, rng), exact);
+  EXPECT_EQ(bpe.encode(text, 0.999999, rng).size(), text.size());  // every merge skipped: bytes
+  auto split_share = [&](double p) {
+    int split = 0;
+    for (int t = 0; t < 400; ++t) {
+      const auto ids = bpe.encode(text, p, rng);
+      EXPECT_EQ(bpe.decode(ids), text);
+      EXPECT_GE(ids.size(), exact.size());
+      split += ids.size() > exact.size();
+    }
+    return split / 400.0;
+  };
+  const double low = split_share(0.1), high = split_share(0.4);
+  EXPECT_GT(low, 0.2);  // " sneaker" alone takes several merges, each skipped with p = 0.1
+  EXPECT_LT(low, 1.0);
+  EXPECT_GT(high, low);
+}
+
 TEST(Bpe, SavesAndLoadsIdentically) {
   const Bpe bpe = Bpe::train({"a photo of a sneaker", "a photo of a shirt", "photo photo"}, 40);
   const std::string path =

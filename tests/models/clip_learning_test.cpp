@@ -138,6 +138,16 @@ TEST(ClipLearning, BadInputIsOneLine) {
   a = clip_args(fresh_dir("bad2"), 5);
   a.sets.push_back("model.patch=5");
   EXPECT_THROW(gm::run_train(a), gm::Error);
+  a = clip_args(fresh_dir("bad3"), 5);
+  a.sets.push_back("model.bpe_dropout=1");
+  try {
+    gm::run_train(a);
+    ADD_FAILURE() << "model.bpe_dropout=1 was accepted";
+  } catch (const gm::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("model.bpe_dropout = 1 must be in [0, 1)"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 // captions:DIR: 16x16 images of four kinds (square or disk, bright or dim) with their caption

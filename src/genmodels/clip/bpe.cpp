@@ -118,25 +118,59 @@ Bpe Bpe::train(const std::vector<std::string>& corpus, int64_t merges, int64_t m
 }
 
 // Greedy by rank (the order merges were learned), as training applied them.
-std::vector<int32_t> Bpe::encode_chunk(const std::string& chunk) const {
+std::vector<int32_t> Bpe::encode_chunk(const std::string& chunk, double dropout,
+                                       std::mt19937_64* rng) const {
   std::vector<int32_t> s = bytes_of(chunk);
+  const bool drop = rng != nullptr && dropout > 0;
+  std::bernoulli_distribution skip(drop ? std::min(dropout, 1.0) : 0.0);
+  std::vector<char> kept;  // with dropout: the positions whose pair survived this step's draw
   while (s.size() > 1) {
     int32_t best_rank = -1;
+    if (drop) kept.assign(s.size(), 0);
     for (size_t i = 0; i + 1 < s.size(); ++i) {
       auto it = rank_.find(pair_key(s[i], s[i + 1]));
-      if (it != rank_.end() && (best_rank < 0 || it->second < best_rank)) best_rank = it->second;
+      if (it == rank_.end()) continue;
+      if (drop) {
+        if (skip(*rng)) continue;
+        kept[i] = 1;
+      }
+      if (best_rank < 0 || it->second < best_rank) best_rank = it->second;
     }
-    if (best_rank < 0) break;
+    if (best_rank < 0) break;  // no merge applies (or, with dropout, every one was skipped)
     const auto [l, r] = merges_[best_rank];
-    merge_in_place(s, l, r, 256 + best_rank);
+    const int32_t id = 256 + best_rank;
+    if (!drop) {
+      merge_in_place(s, l, r, id);
+      continue;
+    }
+    size_t w = 0;  // merge the kept occurrences of the best pair only
+    for (size_t i = 0; i < s.size(); ++i) {
+      if (i + 1 < s.size() && kept[i] && s[i] == l && s[i + 1] == r) {
+        s[w++] = id;
+        ++i;
+      } else {
+        s[w++] = s[i];
+      }
+    }
+    s.resize(w);
   }
   return s;
 }
 
 std::vector<int32_t> Bpe::encode(std::string_view text) const {
+  return encode_chunks(text, 0.0, nullptr);
+}
+
+std::vector<int32_t> Bpe::encode(std::string_view text, double dropout,
+                                 std::mt19937_64& rng) const {
+  return encode_chunks(text, dropout, &rng);
+}
+
+std::vector<int32_t> Bpe::encode_chunks(std::string_view text, double dropout,
+                                        std::mt19937_64* rng) const {
   std::vector<int32_t> ids;
   for (const auto& chunk : pretokenize(text)) {
-    const auto part = encode_chunk(chunk);
+    const auto part = encode_chunk(chunk, dropout, rng);
     ids.insert(ids.end(), part.begin(), part.end());
   }
   return ids;

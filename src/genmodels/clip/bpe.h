@@ -11,6 +11,7 @@
 // the start and end tokens follow the merges.
 #pragma once
 #include <cstdint>
+#include <random>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -33,6 +34,12 @@ class Bpe {
                    int64_t min_frequency = 2);
 
   std::vector<int32_t> encode(std::string_view text) const;
+  /// BPE-dropout (Provilkov et al. 2020, "BPE-Dropout: Simple and Effective Subword
+  /// Regularization", Sec. 3): at every merge step each applicable merge is skipped with
+  /// probability `dropout`, so a known word is sometimes seen in smaller pieces and the pieces
+  /// learn meanings of their own (a training-time regulariser; encoding for use stays exact).
+  /// dropout = 0 gives encode(text); decode() of the result is `text` for every dropout.
+  std::vector<int32_t> encode(std::string_view text, double dropout, std::mt19937_64& rng) const;
   /// Token bytes concatenated; start/end tokens decode to nothing.
   std::string decode(const std::vector<int32_t>& ids) const;
 
@@ -55,7 +62,10 @@ class Bpe {
 
  private:
   void add_merge(int32_t left, int32_t right);
-  std::vector<int32_t> encode_chunk(const std::string& chunk) const;
+  std::vector<int32_t> encode_chunks(std::string_view text, double dropout,
+                                     std::mt19937_64* rng) const;
+  std::vector<int32_t> encode_chunk(const std::string& chunk, double dropout,
+                                    std::mt19937_64* rng) const;
 
   std::vector<std::pair<int32_t, int32_t>> merges_;
   std::vector<std::string> tokens_;             // bytes of ids 0 .. 255 + merges

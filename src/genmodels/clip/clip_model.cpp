@@ -29,6 +29,7 @@ struct ClipSettings {
   int64_t context = 24;            ///< model.context
   int64_t bpe_merges = 300;        ///< model.bpe_merges
   int64_t bpe_corpus = 20000;      ///< model.bpe_corpus
+  double bpe_dropout = 0.0;        ///< model.bpe_dropout
   std::string precision = "fp32";  ///< model.precision
   double noised_share = 0.0;       ///< model.noised_share
 };
@@ -46,6 +47,9 @@ KeyTable<ClipSettings> clip_keys() {
   t.add("model.context", &O::context, "text context length in tokens (start and end included)");
   t.add("model.bpe_merges", &O::bpe_merges, "BPE merges learned from the training captions");
   t.add("model.bpe_corpus", &O::bpe_corpus, "training captions the BPE is learned from");
+  t.add("model.bpe_dropout", &O::bpe_dropout,
+        "BPE-dropout while training (Provilkov et al. 2020): each merge skipped with this "
+        "probability, so known words are also seen in pieces (0 = off; 0.1 in the paper)");
   t.add("model.precision", &O::precision, nn::kPrecisionHelp, nn::precision_choices());
   t.add("model.noised_share", &O::noised_share,
         "share of each batch noised (log-uniform sigma in [0.002, 80]) for a noise-conditional "
@@ -87,6 +91,9 @@ class ClipModel : public Model {
     if (s_.context < 4) throw Error("model.context must be >= 4 tokens");
     if (!(s_.noised_share >= 0 && s_.noised_share <= 1))
       throw Error("model.noised_share = " + num(s_.noised_share) + " must be in [0, 1]");
+    if (!(s_.bpe_dropout >= 0 && s_.bpe_dropout < 1))
+      throw Error("model.bpe_dropout = " + num(s_.bpe_dropout) +
+                  " must be in [0, 1) (0 = off; 0.1 in the paper)");
     if (s_.bpe_merges < 0 || s_.bpe_corpus < 1)
       throw Error("model.bpe_merges must be >= 0 and model.bpe_corpus >= 1");
     for (int64_t w : {s_.width, s_.text_width})
@@ -173,7 +180,9 @@ class ClipModel : public Model {
     const std::vector<std::string> captions =
         captioned_ ? captions_of(batch.y)
                    : make_captions(batch.x, batch.y, clip::Wording::Train, rng);
-    const torch::Tensor tokens = clip::tokenize(bpe, captions, s_.context).to(batch.x.device());
+    const torch::Tensor tokens = clip::tokenize(bpe, captions, s_.context, s_.bpe_dropout,
+                                                s_.bpe_dropout > 0 ? &rng : nullptr)
+                                     .to(batch.x.device());
     // Noise augmentation (GLIDE's noised CLIP, Nichol et al. 2022, Sec. 2.4): a share of the
     // images become the variance-preserving (x + sigma n) / sqrt(1 + sigma^2), log sigma uniform
     // over the range diffusion samplers visit, and the encoder is told sigma.

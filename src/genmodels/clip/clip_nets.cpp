@@ -202,12 +202,13 @@ torch::Tensor clip_loss(const torch::Tensor& image_features, const torch::Tensor
                 torch::nn::functional::cross_entropy(logits.t(), target));
 }
 
-torch::Tensor tokenize(const Bpe& bpe, const std::vector<std::string>& texts, int64_t context) {
+torch::Tensor tokenize(const Bpe& bpe, const std::vector<std::string>& texts, int64_t context,
+                       double bpe_dropout, std::mt19937_64* rng) {
   if (context < 3) throw Error("clip: context = " + std::to_string(context) + " must be >= 3");
   torch::Tensor out = torch::zeros({static_cast<int64_t>(texts.size()), context}, torch::kLong);
   auto a = out.accessor<int64_t, 2>();
   for (size_t i = 0; i < texts.size(); ++i) {
-    const auto ids = bpe.encode(texts[i]);
+    const auto ids = rng ? bpe.encode(texts[i], bpe_dropout, *rng) : bpe.encode(texts[i]);
     const int64_t len = std::min<int64_t>(static_cast<int64_t>(ids.size()), context - 2);
     a[i][0] = bpe.start_token();
     for (int64_t j = 0; j < len; ++j) a[i][j + 1] = ids[j];

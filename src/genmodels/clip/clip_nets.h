@@ -11,6 +11,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <random>
 #include <string>
 #include <vector>
 
@@ -116,7 +117,9 @@ torch::Tensor clip_loss(const torch::Tensor& image_features, const torch::Tensor
                         const torch::Tensor& logit_scale);
 
 /// N x context int64 token rows: start, the text's tokens (truncated to context - 2), end, zeros.
-torch::Tensor tokenize(const Bpe& bpe, const std::vector<std::string>& texts, int64_t context);
+/// With `rng`, the texts are encoded with BPE-dropout `bpe_dropout` (Bpe::encode), for training.
+torch::Tensor tokenize(const Bpe& bpe, const std::vector<std::string>& texts, int64_t context,
+                       double bpe_dropout = 0.0, std::mt19937_64* rng = nullptr);
 
 /// Parameters that get weight decay (matrices and embeddings) and those that do not (gains,
 /// biases, the logit scale), as the reference training code splits them.
