@@ -26,10 +26,13 @@ uint64_t pair_key(int32_t l, int32_t r) {
 }
 
 // Replaces every non-overlapping (l, r), left to right, by `id`.
-void merge_in_place(std::vector<int32_t>& s, int32_t l, int32_t r, int32_t id) {
+// Replaces every (l, r) pair of s by id, left to right; with `kept`, only pairs starting at a
+// position i where kept[i] is set (BPE-dropout's surviving pairs).
+void merge_in_place(std::vector<int32_t>& s, int32_t l, int32_t r, int32_t id,
+                    const std::vector<char>* kept = nullptr) {
   size_t w = 0;
   for (size_t i = 0; i < s.size(); ++i) {
-    if (i + 1 < s.size() && s[i] == l && s[i + 1] == r) {
+    if (i + 1 < s.size() && s[i] == l && s[i + 1] == r && (!kept || (*kept)[i])) {
       s[w++] = id;
       ++i;
     } else {
@@ -138,21 +141,7 @@ std::vector<int32_t> Bpe::encode_chunk(const std::string& chunk, double dropout,
     }
     if (best_rank < 0) break;  // no merge applies (or, with dropout, every one was skipped)
     const auto [l, r] = merges_[best_rank];
-    const int32_t id = 256 + best_rank;
-    if (!drop) {
-      merge_in_place(s, l, r, id);
-      continue;
-    }
-    size_t w = 0;  // merge the kept occurrences of the best pair only
-    for (size_t i = 0; i < s.size(); ++i) {
-      if (i + 1 < s.size() && kept[i] && s[i] == l && s[i + 1] == r) {
-        s[w++] = id;
-        ++i;
-      } else {
-        s[w++] = s[i];
-      }
-    }
-    s.resize(w);
+    merge_in_place(s, l, r, 256 + best_rank, drop ? &kept : nullptr);
   }
   return s;
 }
