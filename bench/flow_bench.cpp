@@ -3,7 +3,7 @@
 // identical PyTorch-Python model (bench/flow_reference.py, Debian's /usr/bin/python3).
 //
 //   build/flow_bench [--json PATH] [--threads 2] [--warmup 3] [--iters 20] [--no-python]
-//                    [--configs glow,realnvp,glow-bf16,realnvp-bf16]
+//                    [--configs glow,realnvp,glow-bf16,realnvp-bf16,glow-cl,glow-cl-bf16,...]
 //
 // The C++ side runs one batch through each flow (ActNorm's data-dependent init), writes weights
 // and buffers, and a pre-processed validation batch with its log p and gradient norm; the Python
@@ -49,7 +49,8 @@ Json write_config(gm::Model& model, const gm::Config& c, const std::string& dir,
             {"scale_bound", o.scale_bound},
             {"dequantize", c.get_string("model.dequantize")},
             {"logit_alpha", c.get_float("model.logit_alpha")},
-            {"bf16", o.bf16}};
+            {"bf16", o.bf16},
+            {"channels_last", o.channels_last}};
   j["params"] = B::write_state(model.module(), dir);
   torch::manual_seed(7);
   torch::Tensor y = torch::randn({8, 1, 28, 28});
@@ -73,15 +74,25 @@ int main(int argc, char** argv) try {
   a.configs = "glow,glow-bf16,realnvp,realnvp-bf16";
   B::parse_twin_args(argc, argv, a,
                      "flow_bench [--json PATH] [--threads N] [--warmup N] [--iters N] "
-                     "[--configs glow,realnvp,glow-bf16,realnvp-bf16] [--no-python]");
+                     "[--configs glow,realnvp,glow-cl,glow-bf16,glow-cl-bf16,...] [--no-python]");
   std::vector<B::TwinSpec> specs;
-  // NAME or NAME-bf16 (model.precision=bf16: conditioner bodies in bf16).
+  // NAME, then optional suffixes -cl (model.memory_format=channels_last: NHWC conditioner
+  // convolutions, the twin likewise) and -bf16 (model.precision=bf16: conditioner bodies in bf16),
+  // in that order: glow, glow-cl, glow-bf16, glow-cl-bf16.
   for (const auto& name : B::split_list(a.configs)) {
-    const bool bf16 = name.size() > 5 && name.compare(name.size() - 5, 5, "-bf16") == 0;
-    const std::string model = bf16 ? name.substr(0, name.size() - 5) : name;
+    std::string model = name;
+    auto strip = [&](const std::string& suffix) {
+      const bool has = model.size() > suffix.size() &&
+                       model.compare(model.size() - suffix.size(), suffix.size(), suffix) == 0;
+      if (has) model.resize(model.size() - suffix.size());
+      return has;
+    };
+    const bool bf16 = strip("-bf16"), nhwc = strip("-cl");
     // Uniform dequantisation: the twin times the flow itself (glow's default variational
     // dequantiser is a second network the twin does not have).
-    std::vector<std::string> sets = {"model.dequantization=uniform"};
+    std::vector<std::string> sets = {
+        "model.dequantization=uniform",
+        nhwc ? "model.memory_format=channels_last" : "model.memory_format=nchw"};
     if (bf16) sets.push_back("model.precision=bf16");
     specs.push_back({name, model, sets});
   }

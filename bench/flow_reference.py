@@ -42,10 +42,10 @@ class ResBlock(nn.Module):
 
 
 class Coupling(nn.Module):
-    def __init__(self, channels, mask, parity, tanh, hidden, res_blocks, bound, bf16):
+    def __init__(self, channels, mask, parity, tanh, hidden, res_blocks, bound, bf16, cl):
         super().__init__()
         self.mask, self.parity, self.tanh, self.bound = mask, parity, tanh, bound
-        self.bf16 = bf16
+        self.bf16, self.cl = bf16, cl
         out = channels // 2 if mask == "channel" else channels
         cin = channels // 2 if mask == "channel" else channels
         layers = [conv(cin, hidden, 3)]
@@ -55,14 +55,20 @@ class Coupling(nn.Module):
             layers += [ResBlock(hidden) for _ in range(res_blocks)]
         layers += [nn.ReLU(), conv(hidden, 2 * out, 3)]
         self.net = nn.Sequential(*layers)
+        if cl:  # as CouplingOptions::channels_last: NHWC weights (load_state_dict keeps them)
+            self.net = self.net.to(memory_format=torch.channels_last)
         if tanh:
             self.scale = nn.Parameter(torch.ones(1, out, 1, 1))
 
     def conditioner(self, cond):
+        if self.cl:  # NHWC strides also for one channel (gm::nn::strictly_channels_last)
+            cond = torch.empty_like(cond, memory_format=torch.channels_last).copy_(cond)
         if not self.bf16:
-            return self.net(cond)
-        with torch.autocast("cpu", dtype=torch.bfloat16):  # as AffineCoupling::conditioner
-            return self.net(cond).float()
+            out = self.net(cond)
+        else:
+            with torch.autocast("cpu", dtype=torch.bfloat16):  # as AffineCoupling::conditioner
+                out = self.net(cond).float()
+        return out.contiguous() if self.cl else out
 
     def scale_shift(self, cond):
         h0, h1 = self.conditioner(cond).chunk(2, 1)
@@ -159,6 +165,7 @@ class Flow(nn.Module):
         glow = cfg["arch"] == "glow"
         hid, res, steps = cfg["hidden"], cfg["res_blocks"], cfg["steps"]
         tanh, bound, bf16 = cfg["scale"] == "tanh", cfg["scale_bound"], cfg.get("bf16", False)
+        cl = cfg.get("channels_last", False)
         items = []
         for level in range(cfg["levels"]):
             last = level == cfg["levels"] - 1
@@ -167,17 +174,17 @@ class Flow(nn.Module):
                 c *= 4
                 for _ in range(steps):
                     items += [ActNorm(c), InvConv(c),
-                              Coupling(c, "channel", False, tanh, hid, res, bound, bf16)]
+                              Coupling(c, "channel", False, tanh, hid, res, bound, bf16, cl)]
             else:
                 for k in range(steps + 1 if last else steps):
-                    items += [Coupling(c, "checker", k % 2 == 1, tanh, hid, res, bound, bf16),
+                    items += [Coupling(c, "checker", k % 2 == 1, tanh, hid, res, bound, bf16, cl),
                               ActNorm(c)]
                 if not last:
                     items.append(Squeeze())
                     c *= 4
                     for k in range(steps):
                         items += [Coupling(c, "channel", k % 2 == 1, tanh, hid, res, bound,
-                                           bf16), ActNorm(c)]
+                                           bf16, cl), ActNorm(c)]
             if not last:
                 items.append(Split(c, glow and cfg["learned_prior"]))
                 c -= c // 2

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "genmodels/flow/blocks.h"
+#include "genmodels/nn/layout.h"
 #include "test_util.h"
 
 using namespace gm::flow;
@@ -225,6 +226,63 @@ TEST(FlowModels, WholeFlowsInvertAndTheirLogDetIsExact) {
     f->to(torch::kFloat32);
     torch::Tensor xf = torch::randn({4, 1, 8, 8});
     EXPECT_LT((f->decode(f->encode(xf).first) - xf).abs().max().item<double>(), 1e-5) << arch;
+  }
+}
+
+// Channels-last conditioners (model.memory_format): the same log-density, gradients and inverse
+// as the NCHW flow to float rounding; the conditioner weights are NHWC, and a load that replaces
+// them with NCHW tensors (as InputArchive does) is undone by the next pass.
+TEST(FlowModels, ChannelsLastMatchesNchw) {
+  torch::manual_seed(5);
+  for (const std::string arch : {"glow", "realnvp"}) {
+    FlowOptions o;
+    o.arch = arch;
+    o.shape = {1, 8, 8};
+    o.steps = 2;
+    o.hidden = 8;
+    o.res_blocks = arch == "realnvp" ? 1 : 0;
+    Flow a(o);
+    o.channels_last = true;
+    Flow b(o);
+    a->encode(torch::randn({16, 1, 8, 8}));  // ActNorm init
+    perturb(*a, 0.1);
+    {
+      torch::NoGradGuard ng;
+      auto pa = a->named_parameters(), pb = b->named_parameters();
+      ASSERT_EQ(pa.size(), pb.size());
+      for (size_t i = 0; i < pa.size(); ++i) pb[i].value().copy_(pa[i].value());
+      auto ba = a->named_buffers(), bb = b->named_buffers();
+      for (size_t i = 0; i < ba.size(); ++i) bb[i].value().copy_(ba[i].value());
+    }
+    auto nhwc_weights = [&] {
+      int64_t n = 0;
+      for (const auto& p : b->named_parameters())
+        if (p.value().dim() == 4 && p.value().size(1) > 1 && p.value().size(2) > 1 &&
+            p.key().find(".net.") != std::string::npos)
+          n += gm::nn::is_channels_last(p.value()) ? 1 : -1000;
+      return n;
+    };
+    EXPECT_GT(nhwc_weights(), 0) << arch;
+    torch::Tensor x = torch::randn({4, 1, 8, 8});
+    torch::Tensor la = a->log_prob(x), lb = b->log_prob(x);
+    EXPECT_LT((la - lb).abs().max().item<double>(), 1e-4 * (1 + la.abs().max().item<double>()))
+        << arch;
+    la.sum().backward();
+    lb.sum().backward();
+    auto pa = a->named_parameters(), pb = b->named_parameters();
+    for (size_t i = 0; i < pa.size(); ++i) {
+      const auto &ga = pa[i].value().grad(), &gb = pb[i].value().grad();
+      ASSERT_EQ(ga.defined(), gb.defined()) << pa[i].key();
+      if (ga.defined())
+        EXPECT_LT((ga - gb).abs().max().item<double>(), 1e-4 * (1 + ga.abs().max().item<double>()))
+            << arch << " " << pa[i].key();
+    }
+    torch::NoGradGuard ng;
+    EXPECT_LT((b->decode(b->encode(x).first) - x).abs().max().item<double>(), 1e-5) << arch;
+    for (auto& p : b->parameters()) p.set_(p.detach().contiguous().clone());
+    EXPECT_LT(nhwc_weights(), 0) << arch;
+    EXPECT_TRUE(torch::allclose(b->log_prob(x), lb.detach(), 1e-5, 1e-4)) << arch;
+    EXPECT_GT(nhwc_weights(), 0) << arch;
   }
 }
 

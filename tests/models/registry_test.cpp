@@ -51,6 +51,11 @@ TEST(Registry, StoredRunsWithoutANewKeyKeepTheirBehaviour) {
   EXPECT_EQ(
       gm::make_run_config(glow, "[model]\nhidden = 0\n", "old").get_string("model.dequantization"),
       "uniform");
+  // ... and ran NCHW (channels-last conditioners came later), so it resumes bit-identically.
+  EXPECT_EQ(gm::make_config(glow).get_string("model.memory_format"), "auto");
+  EXPECT_EQ(
+      gm::make_run_config(glow, "[model]\nhidden = 0\n", "old").get_string("model.memory_format"),
+      "nchw");
   // A pix2pix run from before the bottleneck's residual blocks has none in its checkpoint.
   const gm::ModelEntry& p2p = gm::find_model("pix2pix");
   EXPECT_EQ(gm::make_config(p2p).get_int("model.g_blocks"), 2);

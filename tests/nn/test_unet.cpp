@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "genmodels/core/error.h"
+#include "genmodels/nn/layout.h"
 #include "genmodels/nn/unet.h"
 
 namespace {

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "genmodels/core/error.h"
+#include "genmodels/nn/layout.h"
 #include "genmodels/nn/precision.h"
 
 namespace gm::flow {
@@ -74,7 +75,8 @@ AffineCoupling::AffineCoupling(CouplingOptions o) : o_(o) {
       for (int64_t i = 0; i < o_.res_blocks; ++i) net_->push_back(ResBlock(H));
     }
     net_->push_back(nn::ReLU());
-    net_->push_back(zero_init(conv(H, 2 * out_channels_, 3)));
+    last_conv_ = zero_init(conv(H, 2 * out_channels_, 3));
+    net_->push_back(last_conv_);
   } else {
     int64_t width = in;
     for (int64_t i = 0; i < std::max<int64_t>(1, o_.mlp_layers); ++i) {
@@ -85,6 +87,7 @@ AffineCoupling::AffineCoupling(CouplingOptions o) : o_(o) {
     net_->push_back(zero_init(nn::Linear(width, 2 * out_channels_)));
   }
   register_module("net", net_);
+  if (o_.image && o_.channels_last) gm::nn::set_conv_layout(*net_, true);
   if (o_.scale == ScaleFn::Tanh)
     tanh_scale_ = register_parameter("scale", torch::ones(channel_shape(out_channels_, o_.image)));
 }
@@ -104,9 +107,18 @@ torch::Tensor AffineCoupling::mask_for(const torch::Tensor& x) const {
 }
 
 torch::Tensor AffineCoupling::conditioner(const torch::Tensor& cond) {
-  if (!o_.bf16) return net_->forward(cond);
-  gm::nn::AutocastScope autocast(gm::nn::Precision::Bf16);
-  return net_->forward(cond).to(torch::kFloat32);
+  const bool nhwc = o_.image && o_.channels_last;
+  // A checkpoint load may have replaced the weights with NCHW tensors.
+  if (nhwc && !gm::nn::is_channels_last(last_conv_->weight)) gm::nn::set_conv_layout(*net_, true);
+  const torch::Tensor in = nhwc ? gm::nn::strictly_channels_last(cond) : cond;
+  torch::Tensor out;
+  if (!o_.bf16) {
+    out = net_->forward(in);
+  } else {
+    gm::nn::AutocastScope autocast(gm::nn::Precision::Bf16);
+    out = net_->forward(in).to(torch::kFloat32);
+  }
+  return nhwc ? out.contiguous() : out;
 }
 
 std::pair<torch::Tensor, torch::Tensor> AffineCoupling::scale_shift(const torch::Tensor& cond) {

@@ -51,6 +51,10 @@ struct CouplingOptions {
   /// it only sees the conditioning half, the same values in forward and inverse. (Unlike the
   /// VAE's decoder, whose output is a likelihood's location, s and t need no extra bits.)
   bool bf16 = false;
+  /// Images: run the conditioner's convolutions channels-last (NHWC weights and input; the
+  /// output comes back NCHW, so the coupling arithmetic and every other block are unchanged).
+  /// Same values as NCHW to float rounding; see gm::nn::set_conv_layout.
+  bool channels_last = false;
 };
 
 class AffineCoupling : public Bijection {
@@ -74,7 +78,8 @@ class AffineCoupling : public Bijection {
   CouplingOptions o_;
   int64_t out_channels_;
   torch::nn::Sequential net_{nullptr};
-  torch::Tensor tanh_scale_;  // RealNVP: learned per-channel bound of the log-scale
+  torch::nn::Conv2d last_conv_{nullptr};  // images: its weight's layout is never ambiguous
+  torch::Tensor tanh_scale_;              // RealNVP: learned per-channel bound of the log-scale
 };
 
 class ActNorm : public Bijection {

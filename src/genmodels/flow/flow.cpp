@@ -41,6 +41,7 @@ FlowImpl::FlowImpl(FlowOptions o) : options_(std::move(o)) {
   co.scale = scale == "sigmoid" ? ScaleFn::Sigmoid : ScaleFn::Tanh;
   co.scale_bound = options_.scale_bound;
   co.bf16 = options_.bf16;
+  co.channels_last = options_.channels_last;
 
   if (s.size() == 1) {  // vectors
     const int64_t D = s[0];

@@ -37,6 +37,7 @@ struct FlowOptions {
   std::string scale = "auto";  ///< coupling log-scale: "sigmoid" | "tanh" ("auto": glow sigmoid)
   double scale_bound = 3.0;    ///< soft bound of sigmoid log-scales (CouplingOptions)
   bool bf16 = false;           ///< conditioner networks in bf16 (CouplingOptions::bf16)
+  bool channels_last = false;  ///< conditioner convolutions NHWC (CouplingOptions::channels_last)
   /// Images: > 0 makes the flow class-conditional, log p(x | y), through a learned per-class
   /// prior on every latent (ClassPrior); the bijection itself does not see y.
   int64_t num_classes = 0;

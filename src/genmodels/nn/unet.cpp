@@ -8,6 +8,7 @@
 
 #include "genmodels/core/error.h"
 #include "genmodels/nn/fused_norm.h"
+#include "genmodels/nn/layout.h"
 
 namespace gm::nn {
 namespace {
@@ -268,28 +269,13 @@ UNetImpl::UNetImpl(const UNetOptions& o) : options(o) {
   if (o.channels_last) set_channels_last(true);
 }
 
-// An image batch with channels-last strides even where both layouts describe it (one channel):
-// LibTorch picks a convolution's layout from the strides, and x.contiguous(ChannelsLast) leaves a
-// 1-channel NCHW tensor's strides as they are, so without this the first level would run NCHW.
-torch::Tensor strictly_channels_last(const torch::Tensor& x) {
-  if (x.dim() != 4 || x.suggest_memory_format() == torch::MemoryFormat::ChannelsLast) return x;
-  return torch::empty(x.sizes(), x.options().memory_format(torch::MemoryFormat::ChannelsLast))
-      .copy_(x);
-}
-
 bool UNetImpl::channels_last() const {
-  const auto& w = conv_out->weight;  // C_in = the first level's width > 1: never ambiguous
-  return w.is_contiguous(torch::MemoryFormat::ChannelsLast) && !w.is_contiguous();
+  return is_channels_last(conv_out->weight);  // C_in = the first level's width > 1: unambiguous
 }
 
 void UNetImpl::set_channels_last(bool on) {
   options.channels_last = on;
-  torch::NoGradGuard no_grad;
-  const auto f = on ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
-  for (auto& p : parameters()) {
-    if (p.dim() != 4) continue;
-    p.set_data(torch::empty(p.sizes(), p.options().memory_format(f)).copy_(p.detach()));
-  }
+  set_conv_layout(*this, on);
 }
 
 // Ho et al. 2020 App. B: eps_theta(x_t, t) (optionally class-conditioned, Ho & Salimans 2022).

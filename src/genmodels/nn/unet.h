@@ -112,10 +112,6 @@ struct UNetImpl : torch::nn::Module {
 };
 TORCH_MODULE(UNet);
 
-/// x with channels-last strides, also when it has one channel (where x.contiguous(ChannelsLast)
-/// keeps the NCHW strides and a convolution would choose NCHW); other tensors unchanged.
-torch::Tensor strictly_channels_last(const torch::Tensor& x);
-
 /// Small time-conditioned MLP for 2-D toys: input D, hidden width, depth, sinusoidal time
 /// embedding, optional class embedding.
 struct TimeMLPOptions {

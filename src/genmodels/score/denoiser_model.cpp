@@ -8,6 +8,7 @@
 #include "genmodels/core/error.h"
 #include "genmodels/core/progress.h"
 #include "genmodels/metrics/bits_per_dim.h"
+#include "genmodels/nn/layout.h"
 #include "genmodels/score/likelihood.h"
 
 namespace gm {
@@ -96,8 +97,7 @@ DenoiserModel::DenoiserModel(const Config& c, const DataInfo& info, int64_t out_
     u.scale_shift_norm = net_o_.scale_shift_norm;
     u.num_classes = num_classes_;
     u.cond_dim = cond_dim;
-    u.channels_last = net_o_.memory_format == "channels_last" ||
-                      (net_o_.memory_format == "auto" && device_.is_cpu());
+    u.channels_last = nn::channels_last_for(net_o_.memory_format, device_);
     const int64_t factor = int64_t{1} << (u.channel_mult.size() - 1);
     if (info.shape[1] % factor || info.shape[2] % factor)
       throw Error("model.channel_mult '" + net_o_.channel_mult + "' downsamples " +
