@@ -4,7 +4,7 @@
 //   build/gan_bench [--json PATH] [--threads 2] [--warmup 3] [--iters 20] [--no-python]
 //                   [--configs
 //                   dcgan,dcgan-bf16,wgan-gp,dcgan-uncond,wgan-gp-bf16,pix2pix,pix2pix-bf16,
-//                    cyclegan,cyclegan-bf16]
+//                    cyclegan,cyclegan-bf16]   (dcgan-cl, wgan-gp-cl, ...: channels-last)
 //
 // Each configuration is built through the registry ("dcgan" / "wgan-gp" defaults + a few --set
 // values) for labelled Fashion-MNIST-shaped data (1x28x28, 10 classes, batch 64). One timed step
@@ -133,7 +133,8 @@ Json write_config(gm::Model& model, const gm::Config& c, const std::string& dir,
             {"gp_lambda", gp_lambda},
             {"beta1", c.get_float("train.beta1")},
             {"beta2", c.get_float("train.beta2")},
-            {"bf16", bf16}};
+            {"bf16", bf16},
+            {"channels_last", o.channels_last}};
   j["params"] = B::write_state(model.module(), dir);
   model.module().train();
   torch::manual_seed(7);
@@ -337,16 +338,25 @@ int main(int argc, char** argv) try {
   out["threads"] = a.threads;
   std::vector<Row> rows;
   for (const auto& name : B::split_list(a.configs)) {
+    // dcgan-cl, wgan-gp-cl-bf16, ...: the configuration channels-last (model.memory_format; the
+    // twin likewise).
+    std::string base = name;
+    const bool nhwc = base.find("-cl") != std::string::npos;
+    if (nhwc) base.erase(base.find("-cl"), 3);
     const BenchConfig* bc = nullptr;
     for (const auto& c : kConfigs)
-      if (c.name == name) bc = &c;
-    if (!bc) throw std::runtime_error("--configs: unknown '" + name + "'");
+      if (c.name == base) bc = &c;
+    if (!bc || (nhwc && is_translation(bc->model)))
+      throw std::runtime_error("--configs: unknown '" + name + "'");
     const auto& entry = gm::find_model(bc->model);
     Row r;
     r.name = name;
     r.model_name = bc->model;
     r.config = gm::make_config(entry);
     for (const auto& s : bc->sets) r.config.set_assignment(s);
+    if (!is_translation(bc->model))
+      r.config.set_assignment(nhwc ? "model.memory_format=channels_last"
+                                   : "model.memory_format=nchw");
     r.batch = r.config.get_int("train.batch_size");
     torch::manual_seed(1234);
     const bool translation = is_translation(bc->model);

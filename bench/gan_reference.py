@@ -34,6 +34,11 @@ def image_levels(size):
     return k, s
 
 
+def nhwc(x):
+    """x with channels-last strides, also for one channel (gm::nn::strictly_channels_last)."""
+    return torch.empty_like(x, memory_format=torch.channels_last).copy_(x)
+
+
 class CondBN(nn.Module):
     def __init__(self, c, classes):
         super().__init__()
@@ -57,6 +62,7 @@ class Generator(nn.Module):
         k, s0 = image_levels(size)
         ch = [cfg["g_channels"] << (k - 1 - i) for i in range(k)] + [c_img]
         self.s0, self.c0, self.k = s0, ch[0], k
+        self.cl = cfg.get("channels_last", False)
         K = cfg["num_classes"]
         self.project = nn.Linear(cfg["latent"], ch[0] * s0 * s0)
         self.norm0 = CondBN(ch[0], K)
@@ -68,10 +74,12 @@ class Generator(nn.Module):
     def forward(self, z, y):
         h = self.project(z).view(z.shape[0], self.c0, self.s0, self.s0)
         h = F.relu(self.norm0(h, y))
+        if self.cl:
+            h = nhwc(h)
         for i in range(self.k):
             h = getattr(self, f"up{i}")(h)
             h = F.relu(getattr(self, f"norm{i + 1}")(h, y)) if i + 1 < self.k else torch.tanh(h)
-        return h
+        return h.contiguous() if self.cl else h
 
 
 class Discriminator(nn.Module):
@@ -81,6 +89,7 @@ class Discriminator(nn.Module):
         k, s0 = image_levels(size)
         sn = nn.utils.spectral_norm if cfg["spectral_norm"] else (lambda m: m)
         self.k = k
+        self.cl = cfg.get("channels_last", False)
         for i in range(k):
             out = cfg["d_channels"] << i
             setattr(self, f"conv{i}", sn(nn.Conv2d(c_in, out, 4, 2, 1)))
@@ -90,7 +99,7 @@ class Discriminator(nn.Module):
         self.embed = nn.Embedding(cfg["num_classes"], features) if cfg["num_classes"] else None
 
     def forward(self, x, y):
-        h = x
+        h = nhwc(x) if self.cl else x
         for i in range(self.k):
             h = F.leaky_relu(getattr(self, f"conv{i}")(h), 0.2)
         h = h.flatten(1).float()
@@ -105,6 +114,8 @@ class GanNet(nn.Module):
         super().__init__()
         self.g = Generator(cfg)
         self.d = Discriminator(cfg)
+        if cfg.get("channels_last", False):  # as a Python user would: every 4-D weight NHWC
+            self.to(memory_format=torch.channels_last)
 
 
 # ---------------------------------------------------------------- translation (pix2pix, cyclegan)

@@ -3,6 +3,7 @@
 //
 //   build/vae_bench [--json PATH] [--threads 2] [--warmup 5] [--iters 40] [--no-python]
 //                   [--configs conv-logistic,conv-logistic-bf16,mlp-bernoulli,mlp-bernoulli-bf16]
+//                   (conv-logistic-cl, conv-logistic-cl-bf16: channels-last, the twin likewise)
 //
 // Each configuration is built through the registry ("vae" defaults + a few --set values) for
 // Fashion-MNIST-shaped data (1x28x28, batch 128). The C++ side writes its weights, a batch, its
@@ -68,6 +69,7 @@ Json write_config(gm::Model& model, const gm::Config&, const std::string& dir, i
             {"latent", o.latent},     {"hidden", o.hidden},
             {"channels", o.channels}, {"likelihood", likelihood_name(o.likelihood)}};
   j["bf16"] = o.bf16;
+  j["channels_last"] = o.channels_last && o.arch == "conv";
   j["params"] = B::write_state(model.module(), dir);
   // Validation: fixed 8-bit batch, target and noise; loss = mean(-log p(x|z) + KL).
   torch::manual_seed(7);
@@ -105,12 +107,18 @@ int main(int argc, char** argv) try {
                      "[--configs conv-logistic,mlp-bernoulli,mlp-logistic] [--no-python]");
   std::vector<B::TwinSpec> specs;
   for (const auto& name : B::split_list(a.configs)) {
+    // conv-...-cl: the same configuration channels-last (model.memory_format; the twin likewise).
+    std::string base = name;
+    const bool nhwc = base.find("-cl") != std::string::npos;
+    if (nhwc) base.erase(base.find("-cl"), 3);
     const BenchConfig* bc = nullptr;
     for (const auto& c : kConfigs)
-      if (c.name == name) bc = &c;
+      if (c.name == base) bc = &c;
     if (!bc) throw std::runtime_error("--configs: unknown '" + name + "'");
     std::vector<std::string> sets = bc->sets;
     sets.push_back("train.batch_size=128");
+    sets.push_back("model.prior=standard");  // the twin's N(0, I) (the default learns one)
+    sets.push_back(nhwc ? "model.memory_format=channels_last" : "model.memory_format=nchw");
     specs.push_back({name, "vae", sets});
   }
   B::run_twin_bench(a, specs, "vae_reference.py", write_config);

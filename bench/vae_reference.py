@@ -69,14 +69,28 @@ class Vae(nn.Module):
                 nn.Linear(lat, hid), nn.SiLU(), nn.Linear(hid, flat), nn.SiLU(),
                 nn.Unflatten(1, (2 * c, h4, w4)), nn.ConvTranspose2d(2 * c, c, 4, 2, 1),
                 nn.SiLU(), nn.ConvTranspose2d(c, self.ppd * c_in, 4, 2, 1))
+        # as VaeOptions::channels_last: NHWC convolution weights, input and upsampler input,
+        # NCHW decoder output
+        self.cl = cfg.get("channels_last", False)
+        if self.cl:
+            self.encoder = self.encoder.to(memory_format=torch.channels_last)
+            self.decoder = self.decoder.to(memory_format=torch.channels_last)
 
     def encode(self, x):
+        if self.cl:  # NHWC strides also for one channel (gm::nn::strictly_channels_last)
+            x = torch.empty_like(x, memory_format=torch.channels_last).copy_(x)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
             h = self.encoder(x)
         return h.float().chunk(2, 1)
 
     def decode(self, z):
-        if self.bf16:  # body in bf16, output layer in fp32 (as VaeImpl::decode)
+        if self.cl:  # the upsamplers' input NHWC (UpConv2x::channels_last)
+            body, last = self.decoder[:-1], self.decoder[-1]
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+                h = body[:5](z)
+                h = body[5:](torch.empty_like(h, memory_format=torch.channels_last).copy_(h))
+            p = last(h.float() if self.bf16 else h)
+        elif self.bf16:  # body in bf16, output layer in fp32 (as VaeImpl::decode)
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 h = self.decoder[:-1](z)
             p = self.decoder[-1](h.float())
@@ -84,7 +98,7 @@ class Vae(nn.Module):
             p = self.decoder(z)
         if self.arch == "mlp":
             p = p.view(z.shape[0], self.ppd * self.shape[0], self.shape[1], self.shape[2])
-        return p
+        return p.contiguous() if self.cl else p
 
     def log_likelihood(self, x, params):
         if self.lik == "bernoulli":

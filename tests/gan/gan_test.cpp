@@ -8,6 +8,7 @@
 #include "genmodels/gan/dcgan.h"
 #include "genmodels/gan/losses.h"
 #include "genmodels/gan/spectral_norm.h"
+#include "genmodels/nn/layout.h"
 #include "test_util.h"
 
 using namespace gm::gan;
@@ -126,4 +127,64 @@ TEST(Gan, NetworksTakeDcganSizesAndNameTheOnesTheyCannot) {
   const std::string msg = gm::test::error_of([] { image_levels(27); });
   EXPECT_NE(msg.find("27x27"), std::string::npos) << msg;
   EXPECT_NE(msg.find("data.image_size"), std::string::npos) << msg;
+}
+
+// Channels-last networks (model.memory_format): G's samples and D's scores equal the NCHW
+// networks' to float rounding, and so do all gradients of a WGAN-GP critic loss (the gradient
+// penalty differentiates through D twice) and of G's loss; G's output is NCHW.
+TEST(Gan, ChannelsLastMatchesNchw) {
+  torch::manual_seed(6);
+  NetOptions o;
+  o.shape = {1, 28, 28};
+  o.num_classes = 10;
+  o.g_channels = 8;
+  o.d_channels = 8;
+  o.spectral_norm = true;
+  Generator ga(o);
+  Discriminator da(o);
+  o.channels_last = true;
+  Generator gb(o);
+  Discriminator db(o);
+  auto copy = [](torch::nn::Module& from, torch::nn::Module& to) {
+    torch::NoGradGuard ng;
+    auto pf = from.parameters(), pt = to.parameters();
+    ASSERT_EQ(pf.size(), pt.size());
+    for (size_t i = 0; i < pf.size(); ++i) pt[i].copy_(pf[i]);
+    auto bf = from.buffers(), bt = to.buffers();
+    for (size_t i = 0; i < bf.size(); ++i) bt[i].copy_(bf[i]);
+  };
+  copy(*ga, *gb);
+  copy(*da, *db);
+  int64_t nhwc = 0;
+  for (const auto& p : db->named_parameters())
+    if (p.key() == "conv1.weight") nhwc += gm::nn::is_channels_last(p.value());
+  EXPECT_EQ(nhwc, 1);
+  torch::Tensor z = torch::randn({6, o.latent}), y = torch::arange(6, torch::kInt64);
+  torch::Tensor real = torch::rand({6, 1, 28, 28}) * 2 - 1;
+  auto losses = [&](Generator& g, Discriminator& d) {
+    torch::Tensor fake = g->forward(z, y);
+    EXPECT_TRUE(fake.is_contiguous());
+    auto critic = [&](const torch::Tensor& x) { return d->forward(x, y); };
+    torch::Tensor d_loss = critic(fake.detach()).mean() - critic(real).mean() +
+                           10 * gradient_penalty(critic, real, fake.detach());
+    return std::make_pair(d_loss, -critic(fake).mean());
+  };
+  torch::manual_seed(1);  // the penalty's interpolation weights
+  auto [la, ga_loss] = losses(ga, da);
+  torch::manual_seed(1);
+  auto [lb, gb_loss] = losses(gb, db);
+  EXPECT_NEAR(lb.item<double>(), la.item<double>(), 1e-4 * (1 + std::abs(la.item<double>())));
+  EXPECT_NEAR(gb_loss.item<double>(), ga_loss.item<double>(), 1e-5);
+  (la + ga_loss).backward();
+  (lb + gb_loss).backward();
+  using Pair = std::pair<torch::nn::Module*, torch::nn::Module*>;
+  for (const Pair& pair : {Pair(ga.get(), gb.get()), Pair(da.get(), db.get())}) {
+    auto pa = pair.first->named_parameters(), pb = pair.second->named_parameters();
+    for (size_t i = 0; i < pa.size(); ++i) {
+      const auto &g1 = pa[i].value().grad(), &g2 = pb[i].value().grad();
+      ASSERT_TRUE(g1.defined() && g2.defined()) << pa[i].key();
+      EXPECT_LT((g1 - g2).abs().max().item<double>(), 1e-4 * (1 + g1.abs().max().item<double>()))
+          << pa[i].key();
+    }
+  }
 }

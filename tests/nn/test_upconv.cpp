@@ -1,6 +1,7 @@
 // UpConv2x equals ConvTranspose2d(k 4, s 2, p 1): outputs and all gradients, odd sizes, no bias.
 #include <gtest/gtest.h>
 
+#include "genmodels/nn/layout.h"
 #include "genmodels/nn/upconv.h"
 
 namespace {
@@ -42,6 +43,25 @@ TEST(UpConv2x, ChannelsLastInputAndDoubleBackward) {
   torch::Tensor x = torch::randn({2, 5, 4, 6}).contiguous(torch::MemoryFormat::ChannelsLast);
   torch::Tensor ref = torch::conv_transpose2d(x, up->weight, up->bias, 2, 1);
   expect_close(up->forward(x), ref, 1e-5);
+  // A channels-last input is interleaved in that layout: the output is channels-last too, and
+  // the input gradient equals the reference's. channels_last = true does the same for NCHW x.
+  EXPECT_TRUE(gm::nn::is_channels_last(up->forward(x)));
+  EXPECT_FALSE(gm::nn::is_channels_last(up->forward(x.contiguous())));
+  {
+    torch::Tensor gy = torch::randn({2, 3, 8, 12});
+    torch::Tensor xa = x.detach().requires_grad_(true), xb = x.detach().requires_grad_(true);
+    (up->forward(xa) * gy).sum().backward();
+    (torch::conv_transpose2d(xb, up->weight, up->bias, 2, 1) * gy).sum().backward();
+    expect_close(xa.grad(), xb.grad(), 1e-5);
+    gm::nn::UpConv2x nhwc(5, 3);
+    nhwc->weight.detach().copy_(up->weight);
+    nhwc->bias.detach().copy_(up->bias);
+    nhwc->channels_last = true;
+    torch::Tensor out = nhwc->forward(x.contiguous());
+    EXPECT_TRUE(gm::nn::is_channels_last(out));
+    expect_close(out, ref, 1e-5);
+    up->zero_grad();
+  }
   // The input gradient is a function of the weight: differentiate it again (a gradient penalty
   // through a generator) and compare the weight's second-order gradient.
   torch::Tensor g0 = torch::randn({2, 3, 8, 12}), g1 = torch::randn({2, 5, 4, 6});

@@ -8,6 +8,7 @@
 
 #include <cmath>
 
+#include "genmodels/nn/layout.h"
 #include "test_util.h"
 
 using namespace gm::vae;
@@ -289,4 +290,58 @@ TEST(Vae, Bf16AutocastKeepsOutputLayerAndLossInFp32) {
   const double l16 = b16->log_likelihood(x, p16).mean().item<double>();
   EXPECT_NEAR(l16, l32, 0.01 * std::abs(l32));
   EXPECT_GT((p16 - p32).abs().max().item<double>(), 0.0);  // it really ran in bf16
+}
+
+// Channels-last conv VAE (model.memory_format): encoder and decoder give the NCHW model's values
+// and gradients to float rounding, its output is NCHW, its encoder weights are NHWC, and a load
+// that replaces them with NCHW tensors (as InputArchive does) is undone by the next encode.
+TEST(Vae, ChannelsLastMatchesNchw) {
+  torch::manual_seed(4);
+  VaeOptions o;
+  o.shape = {1, 28, 28};
+  o.latent = 8;
+  o.hidden = 64;
+  o.channels = 8;
+  Vae a(o);
+  o.channels_last = true;
+  Vae b(o);
+  {
+    torch::NoGradGuard g;
+    auto src = a->parameters(), dst = b->parameters();
+    ASSERT_EQ(src.size(), dst.size());
+    for (size_t i = 0; i < src.size(); ++i) dst[i].copy_(src[i]);
+  }
+  auto nhwc = [&] {
+    int64_t n = 0;
+    for (const auto& p : b->named_parameters())
+      if (p.key().rfind("encoder.", 0) == 0 && p.value().dim() == 4 && p.value().size(1) > 1)
+        n += gm::nn::is_channels_last(p.value()) ? 1 : -1000;
+    return n;
+  };
+  EXPECT_GT(nhwc(), 0);
+  torch::Tensor x = torch::randint(0, 256, {6, 1, 28, 28}).to(torch::kFloat32) / 127.5 - 1;
+  torch::Tensor eps = torch::randn({6, 8});
+  auto loss = [&](Vae& v) {
+    auto [mu, logvar] = v->encode(x);
+    torch::Tensor p = v->decode(mu + torch::exp(0.5 * logvar) * eps);
+    EXPECT_TRUE(p.is_contiguous());
+    return (-v->log_likelihood(x, p) + kl_standard_normal(mu, logvar)).mean();
+  };
+  torch::Tensor la = loss(a), lb = loss(b);
+  EXPECT_NEAR(lb.item<double>(), la.item<double>(), 1e-4 * std::abs(la.item<double>()));
+  la.backward();
+  lb.backward();
+  auto pa = a->named_parameters(), pb = b->named_parameters();
+  for (size_t i = 0; i < pa.size(); ++i) {
+    const auto &ga = pa[i].value().grad(), &gb = pb[i].value().grad();
+    ASSERT_EQ(ga.defined(), gb.defined()) << pa[i].key();
+    if (ga.defined())
+      EXPECT_LT((ga - gb).abs().max().item<double>(), 1e-4 * (1 + ga.abs().max().item<double>()))
+          << pa[i].key();
+  }
+  torch::NoGradGuard g;
+  for (auto& p : b->parameters()) p.set_(p.detach().contiguous().clone());
+  EXPECT_LT(nhwc(), 0);
+  EXPECT_NEAR(loss(b).item<double>(), lb.item<double>(), 1e-5 * std::abs(lb.item<double>()));
+  EXPECT_GT(nhwc(), 0);
 }

@@ -1,6 +1,7 @@
 #include "genmodels/gan/dcgan.h"
 
 #include "genmodels/core/error.h"
+#include "genmodels/nn/layout.h"
 
 namespace gm::gan {
 
@@ -88,6 +89,7 @@ GeneratorImpl::GeneratorImpl(NetOptions o) : o_(std::move(o)) {
       ups_.push_back(
           register_module("up" + std::to_string(i), nn::UpConv2x(channels(i), channels(i + 1))));
       dcgan_init(ups_.back()->weight, ups_.back()->bias);
+      ups_.back()->channels_last = o_.channels_last;
       if (i + 1 < k)
         norms_.push_back(register_module("norm" + std::to_string(i + 1),
                                          CondBatchNorm(channels(i + 1), K, true)));
@@ -113,7 +115,7 @@ torch::Tensor GeneratorImpl::forward(const torch::Tensor& z, const torch::Tensor
       h = ups_[i]->forward(h);
       h = i + 1 < ups_.size() ? torch::relu(norms_[i + 1]->forward(h, y)) : torch::tanh(h);
     }
-    return h;
+    return o_.channels_last ? h.contiguous() : h;
   }
   torch::Tensor h = z;
   for (size_t i = 0; i < hidden_.size(); ++i)
@@ -133,6 +135,7 @@ DiscriminatorImpl::DiscriminatorImpl(NetOptions o) : o_(std::move(o)) {
       in = out;
     }
     features = in * s0 * s0;
+    if (o_.channels_last) nn::set_conv_layout(*this, true);
   } else {
     int64_t in = o_.shape[0];
     for (int64_t i = 0; i < o_.mlp_depth; ++i) {
@@ -159,6 +162,13 @@ torch::Tensor DiscriminatorImpl::forward(const torch::Tensor& x, const torch::Te
     return twice ? leaky_relu_for_penalty(h, 0.2) : torch::leaky_relu(h, 0.2);
   };
   torch::Tensor h = x;
+  if (o_.channels_last && !convs_.empty()) {
+    // A checkpoint load may have replaced the weights with NCHW tensors (the last convolution's
+    // layout is unambiguous when it has several input channels).
+    const torch::Tensor& w = convs_.back()->weight;
+    if (w.size(1) > 1 && !nn::is_channels_last(w)) nn::set_conv_layout(*this, true);
+    h = nn::strictly_channels_last(x);
+  }
   for (auto& c : convs_) h = act(c->forward(h));
   for (auto& l : hidden_) h = act(l->forward(h));
   h = h.flatten(1).to(torch::kFloat);

@@ -24,6 +24,10 @@ struct NetOptions {
   int64_t mlp_hidden = 128;    ///< vectors: MLP width
   int64_t mlp_depth = 3;       ///< vectors: hidden layers
   bool spectral_norm = false;  ///< spectral normalisation of every D layer
+  /// Images: D's convolutions and G's upsamplers channels-last (NHWC weights and activations;
+  /// G's output and D's flattened features are NCHW-ordered as before). Same values as NCHW to
+  /// float rounding.
+  bool channels_last = false;
 };
 
 /// Upsampling levels k and base size s0 of a square image size (s0 in 3..7 or 4 for powers of

@@ -4,6 +4,7 @@
 #include "genmodels/gan/dcgan.h"
 #include "genmodels/gan/freeze.h"
 #include "genmodels/gan/losses.h"
+#include "genmodels/nn/layout.h"
 #include "genmodels/nn/precision.h"
 
 namespace gm {
@@ -11,20 +12,21 @@ namespace {
 
 // The model.* and sample.* settings of the GANs, bound by gan_keys().
 struct GanSettings {
-  std::string loss = "ns";         ///< model.loss
-  int64_t n_critic = 1;            ///< model.n_critic
-  double gp_lambda = 0.0;          ///< model.gp_lambda
-  double r1_gamma = 0.0;           ///< model.r1_gamma
-  bool spectral_norm = true;       ///< model.spectral_norm
-  int64_t latent = 0;              ///< model.latent (0 = 64 for images, 8 for vectors)
-  int64_t g_channels = 64;         ///< model.g_channels
-  int64_t d_channels = 64;         ///< model.d_channels
-  int64_t mlp_hidden = 128;        ///< model.mlp_hidden
-  int64_t mlp_depth = 3;           ///< model.mlp_depth
-  bool conditional = true;         ///< model.conditional
-  double d_lr = 0.0;               ///< model.d_lr (0 = train.lr)
-  std::string precision = "fp32";  ///< model.precision
-  double truncation = 0.0;         ///< sample.truncation
+  std::string loss = "ns";             ///< model.loss
+  int64_t n_critic = 1;                ///< model.n_critic
+  double gp_lambda = 0.0;              ///< model.gp_lambda
+  double r1_gamma = 0.0;               ///< model.r1_gamma
+  bool spectral_norm = true;           ///< model.spectral_norm
+  int64_t latent = 0;                  ///< model.latent (0 = 64 for images, 8 for vectors)
+  int64_t g_channels = 64;             ///< model.g_channels
+  int64_t d_channels = 64;             ///< model.d_channels
+  int64_t mlp_hidden = 128;            ///< model.mlp_hidden
+  int64_t mlp_depth = 3;               ///< model.mlp_depth
+  bool conditional = true;             ///< model.conditional
+  double d_lr = 0.0;                   ///< model.d_lr (0 = train.lr)
+  std::string precision = "fp32";      ///< model.precision
+  std::string memory_format = "nchw";  ///< model.memory_format
+  double truncation = 0.0;             ///< sample.truncation
 
   static GanSettings defaults(const std::string& name) {
     GanSettings s;
@@ -61,6 +63,10 @@ KeyTable<GanSettings> gan_keys() {
   t.add("model.conditional", &O::conditional, "class-conditional (needs labelled data)");
   t.add("model.d_lr", &O::d_lr, "discriminator learning rate (TTUR; 0 = train.lr)");
   t.add("model.precision", &O::precision, nn::kPrecisionHelp, nn::precision_choices());
+  t.add("model.memory_format", &O::memory_format,
+        "images: D's convolutions and G's upsamplers channels_last (NHWC), nchw, or auto "
+        "(channels_last on CPU, nchw elsewhere)",
+        {"auto", "nchw", "channels_last"});
   t.add("sample.truncation", &O::truncation,
         "truncation trick: resample latents with |z| > t (0 = off; Brock et al. 2019)");
   return t;
@@ -98,6 +104,9 @@ class GanModel : public Model {
     o.mlp_hidden = s_.mlp_hidden;
     o.mlp_depth = s_.mlp_depth;
     o.spectral_norm = s_.spectral_norm;
+    o.channels_last =
+        info.is_image() &&
+        nn::channels_last_for(s_.memory_format, torch::Device(c.get_string("device")));
     latent_ = o.latent;
     net_ = GanNet(o);
     net_->to(torch::Device(c.get_string("device")));

@@ -2,6 +2,8 @@
 
 #include <torch/csrc/autograd/custom_function.h>
 
+#include "genmodels/nn/layout.h"
+
 namespace gm::nn {
 
 namespace {
@@ -15,9 +17,29 @@ torch::Tensor phase_view(const torch::Tensor& y) {
                       {4 * c * plane, 4 * plane, w1, 2 * plane + w1, 1, plane + 1});
 }
 
+// The same view of channels-last memory, given as its (N, H + 1, W + 1, 4C) contiguous form:
+// element (n, m, a, j, b, c) is y[n, 4c + 2a + b, m + a, j + b], ordered as the NHWC output's
+// (n, 2m + a, 2j + b, c).
+torch::Tensor phase_view_nhwc(const torch::Tensor& m) {
+  const int64_t n = m.size(0), h1 = m.size(1), w1 = m.size(2), c4 = m.size(3), c = c4 / 4;
+  return m.as_strided({n, h1 - 1, 2, w1 - 1, 2, c},
+                      {h1 * w1 * c4, w1 * c4, w1 * c4 + 2, c4, c4 + 1, 4});
+}
+
 struct InterleavePhases : torch::autograd::Function<InterleavePhases> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& y) {
     ctx->saved_data["sizes"] = y.sizes().vec();
+    // A channels-last phase map (the 2x2 convolution of a channels-last input) gives a
+    // channels-last output, without reordering either.
+    const bool nhwc = is_channels_last(y);
+    ctx->saved_data["nhwc"] = nhwc;
+    if (nhwc) {
+      const torch::Tensor v = phase_view_nhwc(y.permute({0, 2, 3, 1}).contiguous());
+      const int64_t n = v.size(0), h = v.size(1), w = v.size(3), c = v.size(5);
+      torch::Tensor out = torch::empty({n, h, 2, w, 2, c}, y.options());
+      out.copy_(v);
+      return out.view({n, 2 * h, 2 * w, c}).permute({0, 3, 1, 2});
+    }
     const torch::Tensor v = phase_view(y.contiguous());
     const int64_t n = v.size(0), c = v.size(1), h = v.size(2), w = v.size(4);
     torch::Tensor out = torch::empty({n, c, h, 2, w, 2}, y.options());
@@ -28,9 +50,17 @@ struct InterleavePhases : torch::autograd::Function<InterleavePhases> {
                                                  torch::autograd::variable_list grads) {
     const auto sizes = ctx->saved_data["sizes"].toIntVector();
     const torch::Tensor& g = grads[0];
-    torch::Tensor gy = torch::zeros(sizes, g.options());
     // Each phase-map entry feeds one output pixel, except the border row and column of each phase
     // that no output reads (they stay zero).
+    if (ctx->saved_data["nhwc"].toBool()) {
+      torch::Tensor gm = torch::zeros({sizes[0], sizes[2], sizes[3], sizes[1]}, g.options());
+      phase_view_nhwc(gm).copy_(
+          g.permute({0, 2, 3, 1})
+              .contiguous()
+              .view({sizes[0], sizes[2] - 1, 2, sizes[3] - 1, 2, sizes[1] / 4}));
+      return {gm.permute({0, 3, 1, 2})};
+    }
+    torch::Tensor gy = torch::zeros(sizes, g.options());
     phase_view(gy).copy_(
         g.contiguous().view({sizes[0], sizes[1] / 4, sizes[2] - 1, 2, sizes[3] - 1, 2}));
     return {gy};
@@ -68,7 +98,8 @@ torch::Tensor UpConv2xImpl::phase_weight() const {
 
 torch::Tensor UpConv2xImpl::forward(const torch::Tensor& x) {
   torch::Tensor b = bias.defined() ? bias.repeat_interleave(4) : torch::Tensor();
-  return interleave_phases(torch::conv2d(x, phase_weight(), b, /*stride=*/1, /*padding=*/1));
+  const torch::Tensor in = channels_last ? strictly_channels_last(x) : x;
+  return interleave_phases(torch::conv2d(in, phase_weight(), b, /*stride=*/1, /*padding=*/1));
 }
 
 }  // namespace gm::nn

@@ -35,6 +35,9 @@ class UpConv2xImpl : public torch::nn::Module {
   torch::Tensor phase_weight() const;
 
   torch::Tensor weight, bias;  ///< as ConvTranspose2d: in x out x 4 x 4, out
+  /// Run channels-last: the input is given NHWC strides, and the output is NHWC. A channels-last
+  /// input runs NHWC (and gives NHWC) whatever this says.
+  bool channels_last = false;
 
  private:
   torch::Tensor taps_;  ///< the 4 kernel taps, phase-major, offset-minor
@@ -43,7 +46,8 @@ TORCH_MODULE(UpConv2x);
 
 /// The interleaving of UpConv2x: N x 4C x (H + 1) x (W + 1) phase maps -> N x C x 2H x 2W with
 /// out[n, c, 2m + a, 2j + b] = y[n, 4c + 2a + b, m + a, j + b]. One strided copy each way (an
-/// autograd function; LibTorch's as_strided backward would go through its generic path).
+/// autograd function; LibTorch's as_strided backward would go through its generic path). A
+/// channels-last y gives a channels-last output, interleaved in that layout.
 torch::Tensor interleave_phases(const torch::Tensor& y);
 
 }  // namespace gm::nn

@@ -4,6 +4,7 @@
 
 #include "genmodels/core/error.h"
 #include "genmodels/nn/bf16_body.h"
+#include "genmodels/nn/layout.h"
 #include "genmodels/nn/linear.h"
 #include "genmodels/nn/precision.h"
 #include "genmodels/nn/upconv.h"
@@ -142,6 +143,13 @@ VaeImpl::VaeImpl(VaeOptions o) : options_(std::move(o)) {
                        nn::Unflatten(nn::UnflattenOptions(1, std::vector<int64_t>{2 * c, h4, w4})),
                        deconv(2 * c, c), nn::SiLU(), deconv(c, params_per_dim_ * C));
     encoder_label_at_ = 5;  // conv, SiLU, conv, SiLU, Flatten, Linear(flat, H): the FC layer
+    if (options_.channels_last) {
+      layout_probe_ =
+          nn::Conv2d(encoder_->ptr<nn::Conv2dImpl>(2));  // C_in = c > 1: its layout is unambiguous
+      for (size_t i : {size_t{0}, size_t{2}}) gm::nn::set_conv_layout(*encoder_->ptr(i), true);
+      for (size_t i = 0; i < decoder_->size(); ++i)
+        if (auto* up = decoder_->ptr(i)->as<gm::nn::UpConv2xImpl>()) up->channels_last = true;
+    }
   } else {
     throw Error("model.arch: unknown '" + options_.arch + "' (mlp or conv)");
   }
@@ -192,15 +200,20 @@ int64_t VaeImpl::dims() const {
 std::pair<torch::Tensor, torch::Tensor> VaeImpl::encode(const torch::Tensor& x,
                                                         const torch::Tensor& y) {
   torch::Tensor h;
+  const bool nhwc = static_cast<bool>(layout_probe_);
+  // A checkpoint load may have replaced the weights with NCHW tensors.
+  if (nhwc && !gm::nn::is_channels_last(layout_probe_->weight))
+    for (size_t i : {size_t{0}, size_t{2}}) gm::nn::set_conv_layout(*encoder_->ptr(i), true);
+  const torch::Tensor in = nhwc ? gm::nn::strictly_channels_last(x) : x;
   {
     gm::nn::AutocastScope autocast(options_.bf16 ? gm::nn::Precision::Bf16
                                                  : gm::nn::Precision::Fp32);
     if (conditional()) {
       if (!y.defined()) throw Error("vae: this model is class-conditional; encode needs labels");
-      h = run_layers(encoder_, x, 0, encoder_label_at_ + 1) + encoder_class_->forward(y);
+      h = run_layers(encoder_, in, 0, encoder_label_at_ + 1) + encoder_class_->forward(y);
       h = run_layers(encoder_, h, encoder_label_at_ + 1, encoder_->size());
     } else {
-      h = encoder_->forward(x);
+      h = encoder_->forward(in);
     }
     h = h.to(torch::kFloat32);
   }
@@ -228,7 +241,7 @@ torch::Tensor VaeImpl::decode(const torch::Tensor& z, const torch::Tensor& y) {
     const auto& s = options_.shape;
     p = p.view({z.size(0), params_per_dim_ * s[0], s[1], s[2]});
   }
-  return p;
+  return layout_probe_ ? p.contiguous() : p;  // channels-last upsamplers give NHWC
 }
 
 torch::Tensor VaeImpl::log_likelihood(const torch::Tensor& x, const torch::Tensor& params) const {

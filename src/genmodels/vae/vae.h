@@ -63,6 +63,10 @@ struct VaeOptions {
   Prior prior = Prior::Standard;  ///< p(z): N(0, I) or the VampPrior
   /// VampPrior components K; conditional: K / num_classes per class (rounded down, >= 1 each).
   int64_t pseudo_inputs = 500;
+  /// conv: encoder convolutions and decoder upsamplers channels-last (NHWC weights and
+  /// activations; the flattening and the decoder's output are NCHW, so the fully connected
+  /// layers and the likelihood see the same tensors). Same values as NCHW to float rounding.
+  bool channels_last = false;
 };
 
 /// KL(N(mu, exp(logvar)) || N(0, I)) summed over the last dimension (closed form,
@@ -144,6 +148,7 @@ class VaeImpl : public torch::nn::Module {
   int64_t groups_ = 1, per_group_ = 0;  // VampPrior layout
   size_t encoder_label_at_ = 0;         // the label enters after this encoder layer
   torch::nn::Sequential encoder_{nullptr}, decoder_{nullptr};
+  torch::nn::Conv2d layout_probe_{nullptr};  // conv + channels_last: the encoder's second conv
   torch::nn::Embedding encoder_class_{nullptr}, decoder_class_{nullptr};
   torch::Tensor pseudo_inputs_;
   torch::Tensor prior_mu_, prior_logvar_;  // learned prior: groups x latent

@@ -10,6 +10,7 @@
 #include "genmodels/io/image.h"
 #include "genmodels/io/plot.h"
 #include "genmodels/metrics/bits_per_dim.h"
+#include "genmodels/nn/layout.h"
 #include "genmodels/nn/precision.h"
 #include "genmodels/vae/ladder.h"
 #include "genmodels/vae/vae.h"
@@ -36,21 +37,22 @@ TORCH_MODULE(VaeNet);
 
 // The model.* settings of `vae`, bound to their keys by vae_keys().
 struct VaeSettings {
-  std::string arch = "auto";          ///< model.arch
-  int64_t latent = 0;                 ///< model.latent
-  int64_t hidden = 512;               ///< model.hidden
-  int64_t channels = 32;              ///< model.channels
-  std::string likelihood = "auto";    ///< model.likelihood
-  double beta = 1.0;                  ///< model.beta
-  int64_t kl_warmup = 0;              ///< model.kl_warmup
-  int64_t iwae_k = 1000;              ///< model.iwae_k
-  int64_t iwae_n = 0;                 ///< model.iwae_n
-  std::string ladder_layers = "2,2";  ///< model.ladder_layers
-  int64_t ladder_latent = 8;          ///< model.ladder_latent
-  std::string precision = "fp32";     ///< model.precision
-  bool conditional = true;            ///< model.conditional
-  std::string prior = "learned";      ///< model.prior
-  int64_t pseudo_inputs = 500;        ///< model.pseudo_inputs
+  std::string arch = "auto";           ///< model.arch
+  int64_t latent = 0;                  ///< model.latent
+  int64_t hidden = 512;                ///< model.hidden
+  int64_t channels = 32;               ///< model.channels
+  std::string likelihood = "auto";     ///< model.likelihood
+  double beta = 1.0;                   ///< model.beta
+  int64_t kl_warmup = 0;               ///< model.kl_warmup
+  int64_t iwae_k = 1000;               ///< model.iwae_k
+  int64_t iwae_n = 0;                  ///< model.iwae_n
+  std::string ladder_layers = "2,2";   ///< model.ladder_layers
+  int64_t ladder_latent = 8;           ///< model.ladder_latent
+  std::string precision = "fp32";      ///< model.precision
+  std::string memory_format = "nchw";  ///< model.memory_format
+  bool conditional = true;             ///< model.conditional
+  std::string prior = "learned";       ///< model.prior
+  int64_t pseudo_inputs = 500;         ///< model.pseudo_inputs
 };
 
 const KeyTable<VaeSettings>& vae_keys() {
@@ -84,6 +86,10 @@ const KeyTable<VaeSettings>& vae_keys() {
           "encoder and decoder body (output "
           "layer, likelihood and KL stay fp32)",
           nn::precision_choices());
+    t.add("model.memory_format", &O::memory_format,
+          "model.arch=conv: encoder convolutions and decoder upsamplers channels_last (NHWC), "
+          "nchw, or auto (channels_last on CPU, nchw elsewhere)",
+          {"auto", "nchw", "channels_last"});
     t.add("model.conditional", &O::conditional,
           "class-conditional q(z|x,y) and p(x|z,y) on labelled data (Kingma et al. 2014 M2, "
           "Sohn et al. 2015); sample --class");
@@ -117,6 +123,7 @@ class VaeModel : public Model {
     o.num_classes = conditional_ ? info.num_classes() : 0;
     o.prior = vae::parse_prior(s.prior);
     o.pseudo_inputs = s.pseudo_inputs;
+    o.channels_last = nn::channels_last_for(s.memory_format, torch::Device(c.get_string("device")));
     beta_ = s.beta;
     warmup_ = s.kl_warmup;
     default_k_ = s.iwae_k;
@@ -438,8 +445,10 @@ std::vector<ModelEntry> vae_entries() {
                 {"train.lr_schedule", "cosine"},
                 {"train.lr_min_ratio", "0.05"},
                 {"train.ema_decay", "0.999"}};
-  // Runs written before the class-conditional VAE were unconditional.
-  e.stored_run_defaults = {{"model.conditional", "false"}, {"model.prior", "standard"}};
+  // Runs written before the class-conditional VAE were unconditional, before model.memory_format
+  // NCHW.
+  e.stored_run_defaults = {
+      {"model.conditional", "false"}, {"model.prior", "standard"}, {"model.memory_format", "nchw"}};
   e.create = [](const Config& c, const DataInfo& info) {
     return std::make_unique<VaeModel>(c, info);
   };
