@@ -85,4 +85,30 @@ inline int expect_same_checkpoint_tensors(const std::string& a, const std::strin
   return checked;
 }
 
+/// Copies every parameter and buffer of `from` into `to` (the same architecture: registration
+/// orders match), keeping `to`'s memory layout.
+inline void copy_module_state(torch::nn::Module& from, torch::nn::Module& to) {
+  torch::NoGradGuard no_grad;
+  auto pf = from.parameters(), pt = to.parameters();
+  ASSERT_EQ(pf.size(), pt.size());
+  for (size_t i = 0; i < pf.size(); ++i) pt[i].copy_(pf[i]);
+  auto bf = from.buffers(), bt = to.buffers();
+  ASSERT_EQ(bf.size(), bt.size());
+  for (size_t i = 0; i < bf.size(); ++i) bt[i].copy_(bf[i]);
+}
+
+/// Asserts that every parameter of `b` has the gradient of the same parameter of `a` (both
+/// undefined, or equal within tol * (1 + max |a's gradient|)).
+inline void expect_same_grads(torch::nn::Module& a, torch::nn::Module& b, double tol) {
+  auto pa = a.named_parameters(), pb = b.named_parameters();
+  ASSERT_EQ(pa.size(), pb.size());
+  for (size_t i = 0; i < pa.size(); ++i) {
+    const auto &ga = pa[i].value().grad(), &gb = pb[i].value().grad();
+    ASSERT_EQ(ga.defined(), gb.defined()) << pa[i].key();
+    if (ga.defined())
+      EXPECT_LT((ga - gb).abs().max().item<double>(), tol * (1 + ga.abs().max().item<double>()))
+          << pa[i].key();
+  }
+}
+
 }  // namespace gm::test

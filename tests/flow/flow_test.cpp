@@ -246,14 +246,7 @@ TEST(FlowModels, ChannelsLastMatchesNchw) {
     Flow b(o);
     a->encode(torch::randn({16, 1, 8, 8}));  // ActNorm init
     perturb(*a, 0.1);
-    {
-      torch::NoGradGuard ng;
-      auto pa = a->named_parameters(), pb = b->named_parameters();
-      ASSERT_EQ(pa.size(), pb.size());
-      for (size_t i = 0; i < pa.size(); ++i) pb[i].value().copy_(pa[i].value());
-      auto ba = a->named_buffers(), bb = b->named_buffers();
-      for (size_t i = 0; i < ba.size(); ++i) bb[i].value().copy_(ba[i].value());
-    }
+    gm::test::copy_module_state(*a, *b);
     auto nhwc_weights = [&] {
       int64_t n = 0;
       for (const auto& p : b->named_parameters())
@@ -269,14 +262,7 @@ TEST(FlowModels, ChannelsLastMatchesNchw) {
         << arch;
     la.sum().backward();
     lb.sum().backward();
-    auto pa = a->named_parameters(), pb = b->named_parameters();
-    for (size_t i = 0; i < pa.size(); ++i) {
-      const auto &ga = pa[i].value().grad(), &gb = pb[i].value().grad();
-      ASSERT_EQ(ga.defined(), gb.defined()) << pa[i].key();
-      if (ga.defined())
-        EXPECT_LT((ga - gb).abs().max().item<double>(), 1e-4 * (1 + ga.abs().max().item<double>()))
-            << arch << " " << pa[i].key();
-    }
+    gm::test::expect_same_grads(*a, *b, 1e-4);
     torch::NoGradGuard ng;
     EXPECT_LT((b->decode(b->encode(x).first) - x).abs().max().item<double>(), 1e-5) << arch;
     for (auto& p : b->parameters()) p.set_(p.detach().contiguous().clone());

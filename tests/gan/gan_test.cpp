@@ -145,16 +145,8 @@ TEST(Gan, ChannelsLastMatchesNchw) {
   o.channels_last = true;
   Generator gb(o);
   Discriminator db(o);
-  auto copy = [](torch::nn::Module& from, torch::nn::Module& to) {
-    torch::NoGradGuard ng;
-    auto pf = from.parameters(), pt = to.parameters();
-    ASSERT_EQ(pf.size(), pt.size());
-    for (size_t i = 0; i < pf.size(); ++i) pt[i].copy_(pf[i]);
-    auto bf = from.buffers(), bt = to.buffers();
-    for (size_t i = 0; i < bf.size(); ++i) bt[i].copy_(bf[i]);
-  };
-  copy(*ga, *gb);
-  copy(*da, *db);
+  gm::test::copy_module_state(*ga, *gb);
+  gm::test::copy_module_state(*da, *db);
   int64_t nhwc = 0;
   for (const auto& p : db->named_parameters())
     if (p.key() == "conv1.weight") nhwc += gm::nn::is_channels_last(p.value());
@@ -177,14 +169,6 @@ TEST(Gan, ChannelsLastMatchesNchw) {
   EXPECT_NEAR(gb_loss.item<double>(), ga_loss.item<double>(), 1e-5);
   (la + ga_loss).backward();
   (lb + gb_loss).backward();
-  using Pair = std::pair<torch::nn::Module*, torch::nn::Module*>;
-  for (const Pair& pair : {Pair(ga.get(), gb.get()), Pair(da.get(), db.get())}) {
-    auto pa = pair.first->named_parameters(), pb = pair.second->named_parameters();
-    for (size_t i = 0; i < pa.size(); ++i) {
-      const auto &g1 = pa[i].value().grad(), &g2 = pb[i].value().grad();
-      ASSERT_TRUE(g1.defined() && g2.defined()) << pa[i].key();
-      EXPECT_LT((g1 - g2).abs().max().item<double>(), 1e-4 * (1 + g1.abs().max().item<double>()))
-          << pa[i].key();
-    }
-  }
+  gm::test::expect_same_grads(*ga, *gb, 1e-4);
+  gm::test::expect_same_grads(*da, *db, 1e-4);
 }

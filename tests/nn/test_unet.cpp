@@ -9,6 +9,7 @@
 #include "genmodels/core/error.h"
 #include "genmodels/nn/layout.h"
 #include "genmodels/nn/unet.h"
+#include "test_util.h"
 
 namespace {
 
@@ -128,9 +129,8 @@ TEST(UNet, ChannelsLastMatchesNchw) {
   {
     torch::NoGradGuard no_grad;
     for (auto& p : a->parameters()) p.add_(torch::randn_like(p) * 0.05);
-    auto pa = a->parameters(), pb = b->parameters();
-    for (size_t i = 0; i < pa.size(); ++i) pb[i].copy_(pa[i]);
   }
+  gm::test::copy_module_state(*a, *b);
   b->set_channels_last(true);
   ASSERT_TRUE(b->channels_last() && b->options.channels_last);
   ASSERT_FALSE(a->channels_last());
@@ -143,12 +143,7 @@ TEST(UNet, ChannelsLastMatchesNchw) {
   EXPECT_LT((ya - yb).abs().max().item<double>(), 1e-4 * (1 + ya.abs().max().item<double>()));
   ya.square().mean().backward();
   yb.square().mean().backward();
-  auto pa = a->named_parameters(), pb = b->named_parameters();
-  for (size_t i = 0; i < pa.size(); ++i) {
-    const auto &ga = pa[i].value().grad(), &gb = pb[i].value().grad();
-    EXPECT_LT((ga - gb).abs().max().item<double>(), 1e-4 * (1 + ga.abs().max().item<double>()))
-        << pa[i].key();
-  }
+  gm::test::expect_same_grads(*a, *b, 1e-4);
   // A load set_()s NCHW weights; the next forward restores the layout, with the same values.
   {
     torch::NoGradGuard no_grad;

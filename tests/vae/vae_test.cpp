@@ -305,12 +305,7 @@ TEST(Vae, ChannelsLastMatchesNchw) {
   Vae a(o);
   o.channels_last = true;
   Vae b(o);
-  {
-    torch::NoGradGuard g;
-    auto src = a->parameters(), dst = b->parameters();
-    ASSERT_EQ(src.size(), dst.size());
-    for (size_t i = 0; i < src.size(); ++i) dst[i].copy_(src[i]);
-  }
+  gm::test::copy_module_state(*a, *b);
   auto nhwc = [&] {
     int64_t n = 0;
     for (const auto& p : b->named_parameters())
@@ -331,14 +326,7 @@ TEST(Vae, ChannelsLastMatchesNchw) {
   EXPECT_NEAR(lb.item<double>(), la.item<double>(), 1e-4 * std::abs(la.item<double>()));
   la.backward();
   lb.backward();
-  auto pa = a->named_parameters(), pb = b->named_parameters();
-  for (size_t i = 0; i < pa.size(); ++i) {
-    const auto &ga = pa[i].value().grad(), &gb = pb[i].value().grad();
-    ASSERT_EQ(ga.defined(), gb.defined()) << pa[i].key();
-    if (ga.defined())
-      EXPECT_LT((ga - gb).abs().max().item<double>(), 1e-4 * (1 + ga.abs().max().item<double>()))
-          << pa[i].key();
-  }
+  gm::test::expect_same_grads(*a, *b, 1e-4);
   torch::NoGradGuard g;
   for (auto& p : b->parameters()) p.set_(p.detach().contiguous().clone());
   EXPECT_LT(nhwc(), 0);
