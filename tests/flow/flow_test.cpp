@@ -73,6 +73,17 @@ std::vector<Case> cases() {
   return c;
 }
 
+// A 1x8x8 glow or realnvp with 2 steps per level and width 8 (3 levels: 2 factor-outs).
+FlowOptions small_image_flow(const std::string& arch) {
+  FlowOptions o;
+  o.arch = arch;
+  o.shape = {1, 8, 8};
+  o.steps = 2;
+  o.hidden = 8;
+  o.res_blocks = arch == "realnvp" ? 1 : 0;
+  return o;
+}
+
 std::vector<int64_t> batch_shape(int64_t n, const std::vector<int64_t>& s) {
   std::vector<int64_t> out = {n};
   out.insert(out.end(), s.begin(), s.end());
@@ -198,12 +209,7 @@ TEST(FlowBlocks, LogitTransformLogDetAndInverse) {
 TEST(FlowModels, WholeFlowsInvertAndTheirLogDetIsExact) {
   torch::manual_seed(3);
   for (const std::string arch : {"glow", "realnvp"}) {
-    FlowOptions o;
-    o.arch = arch;
-    o.shape = {1, 8, 8};
-    o.steps = 2;
-    o.hidden = 8;
-    o.res_blocks = arch == "realnvp" ? 1 : 0;
+    FlowOptions o = small_image_flow(arch);
     Flow f(o);
     f->to(torch::kFloat64);
     torch::Tensor warm = torch::randn({16, 1, 8, 8}, torch::kFloat64);
@@ -235,12 +241,7 @@ TEST(FlowModels, WholeFlowsInvertAndTheirLogDetIsExact) {
 TEST(FlowModels, ChannelsLastMatchesNchw) {
   torch::manual_seed(5);
   for (const std::string arch : {"glow", "realnvp"}) {
-    FlowOptions o;
-    o.arch = arch;
-    o.shape = {1, 8, 8};
-    o.steps = 2;
-    o.hidden = 8;
-    o.res_blocks = arch == "realnvp" ? 1 : 0;
+    FlowOptions o = small_image_flow(arch);
     Flow a(o);
     o.channels_last = true;
     Flow b(o);

@@ -146,7 +146,7 @@ VaeImpl::VaeImpl(VaeOptions o) : options_(std::move(o)) {
     if (options_.channels_last) {
       layout_probe_ =
           nn::Conv2d(encoder_->ptr<nn::Conv2dImpl>(2));  // C_in = c > 1: its layout is unambiguous
-      for (size_t i : {size_t{0}, size_t{2}}) gm::nn::set_conv_layout(*encoder_->ptr(i), true);
+      gm::nn::set_conv_layout(*encoder_, true);          // its only 4-D parameters: the two convs
       for (size_t i = 0; i < decoder_->size(); ++i)
         if (auto* up = decoder_->ptr(i)->as<gm::nn::UpConv2xImpl>()) up->channels_last = true;
     }
@@ -203,7 +203,7 @@ std::pair<torch::Tensor, torch::Tensor> VaeImpl::encode(const torch::Tensor& x,
   const bool nhwc = static_cast<bool>(layout_probe_);
   // A checkpoint load may have replaced the weights with NCHW tensors.
   if (nhwc && !gm::nn::is_channels_last(layout_probe_->weight))
-    for (size_t i : {size_t{0}, size_t{2}}) gm::nn::set_conv_layout(*encoder_->ptr(i), true);
+    gm::nn::set_conv_layout(*encoder_, true);
   const torch::Tensor in = nhwc ? gm::nn::strictly_channels_last(x) : x;
   {
     gm::nn::AutocastScope autocast(options_.bf16 ? gm::nn::Precision::Bf16
