@@ -3,7 +3,9 @@
 # NFE = 10, 20, 50 on one trained main-job run, all on the same seeded N samples (FID depends on
 # the sample count: compare only at equal N), beside 1000-step ancestral DDPM (about an hour for
 # 2,000 samples here: computed once and cached in RUN/sampler-fid-nN/ddpm-1000.json; REF=0
-# skips it).
+# skips it). Each row keeps its finished sample batches (RUN/sampler-fid-nN/ROW.batches/) until
+# it is done, so a sweep that is stopped resumes where it was, even in the middle of a row (its
+# seconds then count only the last part).
 #   RUN=runs/fmnist-quality-15m N=2000 NFES="10 20 50" [SCHEDULE=discrete|karras|exponential] \
 #     [SIGMA_MAX=80] [PRECISION=bf16] bench/sampler_sweep.sh [SAMPLER ...]
 # SIGMA_MAX clamps the sigma samplers' grid; entering it from the model's prior costs one of the
@@ -37,7 +39,10 @@ fid() {  # name, then sample flags
   if [ ! -f "$out/$name.json" ]; then
     local t0
     t0=$(date +%s.%N)
-    $GM eval "$RUN" --metrics fid --n "$N" --seed 0 --json "$out/$name.json" "${prec[@]}" "$@" >/dev/null
+    # Finished batches are kept until the row is done: an interrupted sweep resumes mid-row.
+    $GM eval "$RUN" --metrics fid --n "$N" --seed 0 --json "$out/$name.json" "${prec[@]}" \
+      --keep-batches "$out/$name.batches" "$@" >/dev/null
+    rm -rf "$out/$name.batches"
     echo "{\"seconds\": $(echo "$(date +%s.%N) - $t0" | bc)}" > "$out/$name.time.json"
   fi
   echo "$name"

@@ -162,6 +162,10 @@ int run(int argc, char** argv) {
   sample->add_option("--out", sa.out, "output directory for grid.png (default RUN/samples)");
   sample->add_option("--npy", sa.npy, "also write all samples to this .npy (uint8 N x H x W)");
   sample->add_flag("--singles", sa.singles, "also write one PNG per sample");
+  const char* keep_batches_help =
+      "diffusion and score runs: keep each finished batch (256 samples) in DIR; the same command "
+      "with the same DIR, after an interruption, samples only the batches still missing";
+  sample->add_option("--keep-batches", sa.keep_batches, keep_batches_help);
   sample->add_flag("--raw-weights", sa.raw_weights, "use raw instead of EMA weights");
   sample->add_option("--threads", sa.threads, "CPU threads (0 = all cores)");
 
@@ -184,6 +188,7 @@ int run(int argc, char** argv) {
                    "the model's, e.g. the VAE's model.iwae_n)");
   eval->add_option("--seed", ea.seed, "seed for sampling and metric subsets");
   eval->add_option("--json", ea.json, "write the result JSON here (default beside the target)");
+  eval->add_option("--keep-batches", ea.keep_batches, keep_batches_help);
   add_sample_flags(eval, ea.sets);
   eval->add_option("--threads", ea.threads, "CPU threads (0 = all cores)");
   eval->add_flag("--train-evaluator", train_evaluator,

@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
 
+#include "genmodels/core/atomic_file.h"
 #include "genmodels/core/config.h"
 #include "genmodels/core/error.h"
 #include "genmodels/diffusion/denoiser.h"
@@ -111,4 +113,62 @@ TEST(SamplerTable, DrawSamplesEqualsTheFreeFunctions) {
   EXPECT_EQ(draw_samples(short_d, o, job).params.at("steps"), "20");
   o.steps = 21;
   EXPECT_THROW(draw_samples(short_d, o, job), gm::Error);
+}
+
+// --keep-batches: an interrupted job resumes after its finished batches and gives bit for bit the
+// samples of an uninterrupted one, evaluating the network only for the missing batches.
+TEST(SamplerTable, KeptBatchesResumeBitIdentically) {
+  const NoiseSchedule sched = make_schedule("cosine", 100);
+  int64_t calls = 0;
+  const NetFn net = toy_net();
+  const Denoiser d(
+      [&](const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& y) {
+        ++calls;
+        return net(x, t, y);
+      },
+      Prediction::Eps, sched);
+  SampleJob job;
+  job.shape = {3};
+  job.n = 10;
+  job.seed = 5;
+  job.batch = 4;  // batches of rows 0-3, 4-7, 8-9
+  job.image = false;
+  SamplerOptions o;
+  o.sampler = "ddpm";  // stochastic: every step draws the per-sample noise
+  o.steps = 6;
+  const torch::Tensor reference = draw_samples(d, o, job).x;
+  const int64_t full_calls = calls;
+
+  gm::test::TempDir tmp;
+  const std::string dir = (tmp.path / "kept").string();
+  job.cache = std::make_shared<BatchCache>(dir, "job A");
+  calls = 0;
+  EXPECT_TRUE(torch::equal(draw_samples(d, o, job).x, reference));
+  EXPECT_EQ(calls, full_calls);
+  // Interrupted before the middle batch was written: only it is sampled again.
+  std::filesystem::remove(dir + "/batch-4-8.pt");
+  calls = 0;
+  int64_t total = 0;
+  job.progress = [&](int64_t, int64_t t) { total = t; };
+  const Drawn resumed = draw_samples(d, o, job);
+  EXPECT_TRUE(torch::equal(resumed.x, reference));
+  EXPECT_EQ(calls, full_calls / 3);
+  EXPECT_EQ(total, 6);  // the progress counts the sampled batch only
+  EXPECT_EQ(resumed.params.at("nfe"), "6");
+  // Everything kept: no network evaluation at all.
+  calls = 0;
+  EXPECT_TRUE(torch::equal(draw_samples(d, o, job).x, reference));
+  EXPECT_EQ(calls, 0);
+
+  // Another job's directory, a directory of other files, and a damaged batch are refused.
+  std::string msg = gm::test::error_of([&] { BatchCache(dir, "job B"); });
+  EXPECT_NE(msg.find(dir), std::string::npos) << msg;
+  EXPECT_NE(msg.find("job A"), std::string::npos) << msg;
+  std::filesystem::create_directories(tmp.path / "other");
+  gm::write_file_atomic((tmp.path / "other" / "notes.txt").string(), "x");
+  msg = gm::test::error_of([&] { BatchCache((tmp.path / "other").string(), "job A"); });
+  EXPECT_NE(msg.find("not empty"), std::string::npos) << msg;
+  gm::write_file_atomic(dir + "/batch-0-4.pt", "not a tensor");
+  msg = gm::test::error_of([&] { draw_samples(d, o, job); });
+  EXPECT_NE(msg.find(dir + "/batch-0-4.pt"), std::string::npos) << msg;
 }

@@ -22,6 +22,10 @@
 
 namespace gm {
 
+namespace sampling {
+class BatchCache;
+}
+
 /// What a model needs to know about its data; stored in the checkpoint so sampling needs no data.
 struct DataInfo {
   std::string dataset;                   ///< the spec it was trained on
@@ -46,6 +50,9 @@ struct SampleRequest {
   std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&)> gradient_guide;
   uint64_t seed = 0;
   std::function<void(int64_t, int64_t)> progress;  ///< (done, total)
+  /// Diffusion and score models: keep finished batches here and resume from them
+  /// (sampling/batch_cache.h); other families sample in seconds and refuse it.
+  std::shared_ptr<const sampling::BatchCache> batch_cache;
 };
 
 struct SampleResult {

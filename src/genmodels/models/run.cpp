@@ -26,6 +26,7 @@
 #include "genmodels/models/report.h"
 #include "genmodels/models/translate.h"
 #include "genmodels/nn/precision.h"
+#include "genmodels/sampling/batch_cache.h"
 #include "genmodels/sampling/samplers.h"
 #include "genmodels/train/checkpoint.h"
 #include "genmodels/train/run_dir.h"
@@ -360,6 +361,16 @@ SampleResult sample_loaded(LoadedRun& run, const SampleArgs& a,
       return scale * torch::autograd::grad({logits.sum()}, {xi})[0].to(x.device());
     };
   }
+  if (!a.keep_batches.empty()) {
+    if (run.entry->family != "diffusion" && run.entry->family != "score")
+      throw Error("--keep-batches resumes the long samplers of diffusion and score runs; " + a.run +
+                  " is a '" + run.entry->name + "' run, which samples in one go");
+    // The batches belong to this command, these weights and this program.
+    req.batch_cache = std::make_shared<sampling::BatchCache>(
+        a.keep_batches, sample_command(a) + "\ncheckpoint_step " +
+                            std::to_string(run.checkpoint_step) + "\nsoftware genmodels " +
+                            version());
+  }
   std::unique_ptr<Progress> bar;  // made at the first report, which brings the total (ETA)
   if (progress) {
     req.progress = progress;
@@ -582,6 +593,7 @@ EvalResult run_eval(const EvalArgs& a) {
     s.seed = a.seed;
     s.threads = a.threads;
     s.sets = a.sets;
+    s.keep_batches = a.keep_batches;
     SampleResult drawn = sample_run(s);
     if (drawn.x.dim() == 2) {
       // Vector runs (2-D toys): distances to fresh test draws instead of image metrics.

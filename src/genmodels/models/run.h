@@ -55,9 +55,12 @@ struct SampleArgs {
   std::string clip;            ///< diffusion and score runs: a clip run that guides toward `prompt`
   double clip_guidance = 3.0;  ///< the scale s of the CLIP guidance gradient
   uint64_t seed = 0;
-  std::string out;           ///< directory for grid.png ("" = RUN/samples)
-  std::string npy;           ///< write all samples as uint8 .npy ("" = none)
-  bool singles = false;      ///< also one PNG per sample
+  std::string out;       ///< directory for grid.png ("" = RUN/samples)
+  std::string npy;       ///< write all samples as uint8 .npy ("" = none)
+  bool singles = false;  ///< also one PNG per sample
+  /// diffusion and score runs: keep finished batches in this directory and resume from it
+  /// (sampling/batch_cache.h; "" = none)
+  std::string keep_batches;
   bool raw_weights = false;  ///< use the raw weights instead of the EMA weights
   int threads = 0;
   bool quiet = false;
@@ -154,6 +157,7 @@ struct EvalArgs {
   int threads = 0;
   std::string clip;    ///< clip_score: the clip run that scores
   std::string prompt;  ///< clip_score: one prompt for every image ("" = from the class labels)
+  std::string keep_batches;  ///< run targets: SampleArgs::keep_batches of the sampling
 };
 
 struct EvalResult {

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iostream>
+#include <optional>
 
 #include "genmodels/core/error.h"
 
@@ -229,8 +231,27 @@ Drawn draw_samples(const diffusion::Denoiser& d, const SamplerOptions& o, const 
   std::vector<torch::Tensor> outs;
   int64_t nfe = 0;
   const int64_t batches = (job.n + job.batch - 1) / job.batch;
+  // Batches a previous, interrupted run of the same job finished (--keep-batches).
+  std::vector<std::optional<BatchCache::Batch>> kept(batches);
+  int64_t todo = batches;
+  if (job.cache) {
+    for (int64_t b = 0; b < batches; ++b) {
+      kept[b] = job.cache->load(b * job.batch, std::min(job.n, (b + 1) * job.batch), job.shape);
+      if (kept[b]) --todo;
+    }
+    if (todo < batches && job.progress)
+      std::cerr << "genmodels: " << batches - todo << " of " << batches
+                << " batches already sampled in " << job.cache->dir() << "; sampling " << todo
+                << " more\n";
+  }
+  int64_t sampled = 0;  // batches sampled here, for the progress
   for (int64_t b = 0; b < batches; ++b) {
     const int64_t lo = b * job.batch, hi = std::min(job.n, lo + job.batch);
+    if (kept[b]) {
+      outs.push_back(kept[b]->x);
+      nfe = std::max(nfe, kept[b]->nfe);
+      continue;
+    }
     diffusion::Conditioning cond = slice(job.cond, lo, hi, job.device);
     if (guided) cond.guidance = o.guidance;
     int64_t batch_nfe = 0;
@@ -245,10 +266,12 @@ Drawn draw_samples(const diffusion::Denoiser& d, const SamplerOptions& o, const 
                      o.clip_x0 && job.image,
                      &batch_nfe};
     call.callback = [&](int64_t i, int64_t n) {
-      if (job.progress) job.progress(b * n + i, batches * n);
+      if (job.progress) job.progress(sampled * n + i, todo * n);
     };
     outs.push_back(row.run(call).to(torch::kCPU));
     nfe = std::max(nfe, batch_nfe);
+    if (job.cache) job.cache->save(lo, hi, {outs.back(), batch_nfe});
+    ++sampled;
   }
   Drawn res;
   res.x = torch::cat(outs);

@@ -12,12 +12,14 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "genmodels/core/options.h"
 #include "genmodels/diffusion/denoiser.h"
+#include "genmodels/sampling/batch_cache.h"
 #include "genmodels/sampling/ddim.h"
 #include "genmodels/sampling/ddpm.h"
 #include "genmodels/sampling/sampler_options.h"
@@ -70,7 +72,10 @@ struct SampleJob {
   bool image = true;             ///< clip x0 and the output to [-1, 1] (with options.clip_x0)
   torch::Device device = torch::kCPU;
   int64_t batch = 256;
-  std::function<void(int64_t, int64_t)> progress;  ///< (done, total) over all batches
+  /// (done, total) steps over the batches sampled here (batches found in `cache` are not counted)
+  std::function<void(int64_t, int64_t)> progress;
+  /// Keeps each finished batch and takes the ones already there (batch_cache.h); null = none.
+  std::shared_ptr<const BatchCache> cache;
 };
 
 struct Drawn {

@@ -139,6 +139,7 @@ SampleResult DenoiserModel::sample(const SampleRequest& r) {
   job.image = info_.is_image();
   job.device = device_;
   job.progress = r.progress;
+  job.cache = r.batch_cache;
   SampleResult res;
   condition(r, job, res);
   job.cond.gradient_guide = r.gradient_guide;
