@@ -6,6 +6,7 @@
 //       [--variants nchw,channels_last,nchw_no_onednn,bf16,nchw_1thread,nchw_avx512_aten,...]
 //       [--openblas-default] [--no-peak] [--no-sample] [--train-iters N] [--sample-n N]
 //       [--py-variants nchw,channels_last,bf16] [--py-sample-variants nchw,channels_last,bf16,...]
+//       [--sample-variants nchw,channels_last,bf16,bf16_channels_last,nchw_unfused]
 //   (~1 minute on an idle machine; OpenBLAS is set to 1 thread in both C++ and Python unless
 //    --openblas-default: its pthread pool fights OpenMP and makes 2-thread steps 10-30x slower.)
 //
@@ -20,8 +21,8 @@
 //    timed steps after warm-up, under several execution variants (NCHW / channels-last, oneDNN
 //    on/off, bf16 autocast, 1 vs 2 threads, ATEN_CPU_CAPABILITY=avx512 in a child process,
 //    *_unfused: the fused GroupNorm+SiLU kernels of nn/fused_norm.h off, LibTorch's ops instead).
-// 3. Times guided DDIM-50 sampling through Model::sample (batch doubling for guidance): fp32,
-//    channels-last, bf16 and fp32 unfused.
+// 3. Times guided DDIM-50 sampling through Model::sample (batch doubling for guidance) under the
+//    --sample-variants (default fp32 and bf16, NCHW and channels-last, and fp32 unfused).
 // 4. Counts FLOPs analytically (conv/linear/attention-bmm shapes walked over the real modules;
 //    forward = 2 MACs, train step = 3 x forward) and measures the conv peak (3x3 conv forward).
 // 5. Profiles one train step (LibTorch's profiler, self time per op) + per-phase wall time.
@@ -96,6 +97,8 @@ struct Options {
   /// The twin's DDIM variants (none with --no-sample). Its bf16 sampling crawls on a CPU without
   /// native bf16 (0.13-0.38 img/s on an AVX2 EPYC), so leave bf16 out there.
   std::string py_sample_variants = "nchw,channels_last,bf16,bf16_channels_last";
+  /// The C++ DDIM variants (names of the train-step variants); the same caveat about bf16.
+  std::string sample_variants = "nchw,channels_last,bf16,bf16_channels_last,nchw_unfused";
   bool peak = true, sample = true;
   bool openblas_single = true;   // OpenBLAS's own pthread pool fights OpenMP (see report)
   double variant_budget_s = 25;  // stop timing a variant after this much (>= 3 timed steps)
@@ -617,6 +620,7 @@ void usage() {
   std::cout << "unet_bench [--json PATH] [--threads N] [--quick] [--no-python] [--no-profile]\n"
                "           [--train-iters N] [--train-warmup N] [--sample-n N] [--sample-reps N]\n"
                "           [--variants LIST] [--py-variants LIST] [--py-sample-variants LIST]\n"
+               "           [--sample-variants LIST]\n"
                "           [--no-peak] [--no-sample]\n"
                "           [--openblas-default] [--variant-budget S] [--python /usr/bin/python3]\n";
 }
@@ -653,6 +657,8 @@ int main(int argc, char** argv) {
       o.py_variants = next();
     else if (a == "--py-sample-variants")
       o.py_sample_variants = next();
+    else if (a == "--sample-variants")
+      o.sample_variants = next();
     else if (a == "--no-peak")
       o.peak = false;
     else if (a == "--openblas-default")
@@ -802,14 +808,17 @@ int main(int argc, char** argv) {
       {"nchw_unfused", false, false, true, o.threads, false},
       {"bf16_unfused", false, true, true, o.threads, false},
   };
-  std::vector<Variant> variants;
-  {
-    std::stringstream ss(o.variants);
+  auto pick = [&](const std::string& list) {  // the variants named in a comma-separated list
+    std::vector<Variant> picked;
+    std::stringstream ss(list);
     std::string name;
     while (std::getline(ss, name, ','))
       for (auto& v : all_variants)
-        if (v.name == name) variants.push_back(v);
-  }
+        if (v.name == name) picked.push_back(v);
+    return picked;
+  };
+  const std::vector<Variant> variants = pick(o.variants);
+  const std::vector<Variant> sample_variants = pick(o.sample_variants);
   std::map<std::string, TrainRun> train;
   for (const auto& v : variants) {
     int iters = v.name == "nchw_no_onednn" || v.threads != o.threads
@@ -872,13 +881,8 @@ int main(int argc, char** argv) {
   // ---- sampling
   std::map<std::string, SampleRun> samp;
   if (o.sample) {
-    samp["nchw"] = time_sample(s, all_variants[0], o.sample_n, o.sample_reps);
-    samp["channels_last"] = time_sample(s, all_variants[1], o.sample_n, o.sample_reps);
-    samp["bf16"] = time_sample(s, all_variants[3], o.sample_n, o.sample_reps);
-    samp["bf16_channels_last"] = time_sample(s, all_variants[4], o.sample_n, o.sample_reps);
-    samp["nchw_unfused"] =
-        time_sample(s, Variant{"nchw_unfused", false, false, true, o.threads, false}, o.sample_n,
-                    o.sample_reps);
+    for (const auto& v : sample_variants)
+      samp[v.name] = time_sample(s, v, o.sample_n, o.sample_reps);
   }
   const int steps = static_cast<int>(gm::sampling::find_sampler("ddim").default_steps);
   for (auto& [name, r] : samp) {
@@ -925,12 +929,13 @@ int main(int argc, char** argv) {
     auto rows = profile_train(s, all_variants[0], o.quick ? 1 : 2, &total_ms);
     report("profile", "one NCHW fp32 train step", rows, total_ms);
     if (o.sample) {
-      for (int vi : {0, 1, 3, 4}) {  // NCHW and channels-last, fp32 and bf16
-        rows = profile_sample(s, all_variants[vi], o.sample_n, o.quick ? 1 : 2, &total_ms);
-        report(("profile_sample_" + all_variants[vi].name).c_str(),
-               "one guided sampling forward, " + all_variants[vi].name + ", batch " +
-                   std::to_string(2 * o.sample_n),
-               rows, total_ms);
+      for (const auto& v : sample_variants) {
+        if (!v.fused) continue;  // NCHW and channels-last, fp32 and bf16
+        rows = profile_sample(s, v, o.sample_n, o.quick ? 1 : 2, &total_ms);
+        report(
+            ("profile_sample_" + v.name).c_str(),
+            "one guided sampling forward, " + v.name + ", batch " + std::to_string(2 * o.sample_n),
+            rows, total_ms);
       }
     }
   }
