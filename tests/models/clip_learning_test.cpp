@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "clip/wordnet_fixture.h"
 #include "genmodels/clip/bpe.h"
 #include "genmodels/core/error.h"
 #include "genmodels/core/jsonl.h"
@@ -106,13 +107,26 @@ TEST(ClipLearning, ZeroShotWellAboveChanceOnHeldOutWording) {
   }
 }
 
+// With a lexicon (model.lexicon, a miniature WordNet), whose entries and templates are drawn from
+// the same training RNG as the captions.
 TEST(ClipLearning, ResumeIsBitIdentical) {
   const std::string straight = fresh_dir("straight"), split = fresh_dir("split");
-  gm::run_train(clip_args(straight, 16));
-  gm::TrainArgs first = clip_args(split, 16);
+  const std::string wordnet = fresh_dir("wordnet");
+  gm::test::write_mini_wordnet(wordnet);
+  auto args = [&](const std::string& out) {
+    gm::TrainArgs a = clip_args(out, 16);
+    a.sets.push_back("model.lexicon=" + wordnet);
+    a.sets.push_back("model.lexicon_roots=clothing#1");
+    return a;
+  };
+  gm::run_train(args(straight));
+  const auto log = gm::read_jsonl(straight + "/metrics.jsonl");
+  ASSERT_TRUE(log.back().contains("lexicon_loss"));
+  EXPECT_GT(log.back()["lexicon_loss"].get<double>(), 0.0);
+  gm::TrainArgs first = args(split);
   first.stop_at = 8;
   gm::run_train(first);
-  gm::TrainArgs second = clip_args(split, 16);
+  gm::TrainArgs second = args(split);
   second.resume = true;
   second.data.reset();
   gm::run_train(second);
@@ -148,6 +162,16 @@ TEST(ClipLearning, BadInputIsOneLine) {
               std::string::npos)
         << e.what();
   }
+  a = clip_args(fresh_dir("bad4"), 5);
+  a.sets.push_back("model.lexicon=/nonexistent/wordnet");
+  const std::string msg = gm::test::error_of([&] { gm::run_train(a); });
+  EXPECT_NE(msg.find("/nonexistent/wordnet/index.noun"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("apt-get install wordnet-base"), std::string::npos) << msg;
+  a = clip_args(fresh_dir("bad5"), 5);
+  a.sets.push_back("model.lexicon=/usr/share/wordnet");
+  a.sets.push_back("model.lexicon_batch=1");
+  EXPECT_NE(gm::test::error_of([&] { gm::run_train(a); }).find("model.lexicon_batch must be >= 2"),
+            std::string::npos);
 }
 
 // captions:DIR: 16x16 images of four kinds (square or disk, bright or dim) with their caption

@@ -5,11 +5,14 @@
 #include <cmath>
 #include <iostream>
 #include <limits>
+#include <numeric>
 #include <random>
+#include <sstream>
 
 #include "genmodels/clip/bpe.h"
 #include "genmodels/clip/captions.h"
 #include "genmodels/clip/clip_nets.h"
+#include "genmodels/clip/lexicon.h"
 #include "genmodels/core/error.h"
 #include "genmodels/core/runtime.h"
 #include "genmodels/nn/precision.h"
@@ -32,6 +35,10 @@ struct ClipSettings {
   double bpe_dropout = 0.0;        ///< model.bpe_dropout
   std::string precision = "fp32";  ///< model.precision
   double noised_share = 0.0;       ///< model.noised_share
+  std::string lexicon;             ///< model.lexicon
+  std::string lexicon_roots = "clothing#1,footwear#2,bag#1,bag#4";  ///< model.lexicon_roots
+  double lexicon_weight = 0.5;                                      ///< model.lexicon_weight
+  int64_t lexicon_batch = 64;                                       ///< model.lexicon_batch
 };
 
 KeyTable<ClipSettings> clip_keys() {
@@ -54,6 +61,16 @@ KeyTable<ClipSettings> clip_keys() {
   t.add("model.noised_share", &O::noised_share,
         "share of each batch noised (log-uniform sigma in [0.002, 80]) for a noise-conditional "
         "image encoder that can guide diffusion sampling (0 = clean images only)");
+  t.add("model.lexicon", &O::lexicon,
+        "a WordNet database directory (apt-get install wordnet-base: /usr/share/wordnet) whose "
+        "definitions teach the text encoder words no caption has: each step also pairs a term in "
+        "a caption template with its definition (text only) under the same InfoNCE loss ('' = "
+        "off)");
+  t.add("model.lexicon_roots", &O::lexicon_roots,
+        "WordNet senses (LEMMA#SENSE, comma-separated) whose hyponyms form the lexicon");
+  t.add("model.lexicon_weight", &O::lexicon_weight, "weight of the lexicon's InfoNCE term");
+  t.add("model.lexicon_batch", &O::lexicon_batch,
+        "lexicon entries per step (distinct; at most the lexicon's size)");
   return t;
 }
 
@@ -96,6 +113,10 @@ class ClipModel : public Model {
                   " must be in [0, 1) (0 = off; 0.1 in the paper)");
     if (s_.bpe_merges < 0 || s_.bpe_corpus < 1)
       throw Error("model.bpe_merges must be >= 0 and model.bpe_corpus >= 1");
+    if (!s_.lexicon.empty() && (s_.lexicon_batch < 2 || !(s_.lexicon_weight > 0)))
+      throw Error("model.lexicon_batch must be >= 2 and model.lexicon_weight > 0 (got " +
+                  std::to_string(s_.lexicon_batch) + ", " + num(s_.lexicon_weight) +
+                  "); model.lexicon='' turns the lexicon off");
     for (int64_t w : {s_.width, s_.text_width})
       if (s_.heads < 1 || w % s_.heads != 0)
         throw Error("model.heads = " + std::to_string(s_.heads) +
@@ -137,12 +158,14 @@ class ClipModel : public Model {
   // trainer. (A resumed run recomputes both from the same data and seed, then loads the same
   // values from its checkpoint.)
   Json train(TrainSession& s) override {
+    load_lexicon();
     if (captioned_) {
       captions_.clear();
       for (const auto& c : s.train.captions) captions_.push_back(normalise_caption(c));
       const size_t n = std::min<size_t>(captions_.size(), static_cast<size_t>(s_.bpe_corpus));
-      learned(clip::Bpe::train({captions_.begin(), captions_.begin() + n}, s_.bpe_merges),
-              captions_.front(), n, s);
+      std::vector<std::string> corpus(captions_.begin(), captions_.begin() + n);
+      add_lexicon_texts(corpus, s.seed);
+      learned(clip::Bpe::train(corpus, s_.bpe_merges), captions_.front(), n, s);
       return Model::train(s);
     }
     std::vector<clip::ImageAttributes> attrs;
@@ -166,7 +189,9 @@ class ClipModel : public Model {
       torch::NoGradGuard no_grad;
       module_->thresholds.copy_(t.to_tensor());
     }
-    learned(clip::Bpe::train(corpus, s_.bpe_merges), corpus.front(), corpus.size(), s);
+    const size_t n_captions = corpus.size();
+    add_lexicon_texts(corpus, s.seed);
+    learned(clip::Bpe::train(corpus, s_.bpe_merges), corpus.front(), n_captions, s);
     return Model::train(s);
   }
 
@@ -203,7 +228,32 @@ class ClipModel : public Model {
       img = module_->net->encode_image(images, sigma).to(torch::kFloat);
       txt = module_->net->encode_text(tokens, bpe.end_token()).to(torch::kFloat);
     }
-    const torch::Tensor loss = clip::clip_loss(img, txt, module_->net->logit_scale);
+    torch::Tensor loss = clip::clip_loss(img, txt, module_->net->logit_scale);
+    if (!lexicon_.empty()) {
+      // The lexicon's text-only term: terms against their definitions, same loss and scale.
+      const int64_t n = std::min<int64_t>(s_.lexicon_batch, static_cast<int64_t>(lexicon_.size()));
+      std::vector<size_t> pick(lexicon_.size());
+      std::iota(pick.begin(), pick.end(), size_t{0});
+      std::shuffle(pick.begin(), pick.end(), rng);
+      std::vector<std::string> terms, definitions;
+      for (int64_t i = 0; i < n; ++i) {
+        auto [term, definition] = clip::lexicon_pair(lexicon_[pick[i]], rng);
+        terms.push_back(std::move(term));
+        definitions.push_back(std::move(definition));
+      }
+      const auto dev = batch.x.device();
+      const torch::Tensor a = clip::tokenize(bpe, terms, s_.context).to(dev);
+      const torch::Tensor b = clip::tokenize(bpe, definitions, s_.context).to(dev);
+      torch::Tensor ta, tb;
+      {
+        auto scope = ctx.autocast("main");
+        ta = module_->net->encode_text(a, bpe.end_token()).to(torch::kFloat);
+        tb = module_->net->encode_text(b, bpe.end_token()).to(torch::kFloat);
+      }
+      const torch::Tensor lex = clip::clip_loss(ta, tb, module_->net->logit_scale);
+      ctx.log("lexicon_loss", lex.item<double>());
+      loss = loss + s_.lexicon_weight * lex;
+    }
     ctx.minimize_all({"main", "gains"}, loss, "loss");
     module_->net->clamp_logit_scale();
     torch::NoGradGuard no_grad;
@@ -440,6 +490,34 @@ class ClipModel : public Model {
     return module_->net->encode_text(tokens, bpe.end_token()).to(torch::kFloat);
   }
 
+  // model.lexicon: the WordNet entries below model.lexicon_roots (clip/lexicon.h).
+  void load_lexicon() {
+    lexicon_.clear();
+    if (s_.lexicon.empty()) return;
+    std::vector<std::string> roots;
+    std::stringstream ss(s_.lexicon_roots);
+    for (std::string r; std::getline(ss, r, ',');)
+      if (!r.empty()) roots.push_back(r);
+    if (roots.empty())
+      throw Error("model.lexicon_roots is empty: give WordNet senses, e.g. clothing#1");
+    lexicon_ = clip::load_wordnet_lexicon(s_.lexicon, roots);
+    if (lexicon_.size() < 2)
+      throw Error("model.lexicon: " + s_.lexicon + " has " + std::to_string(lexicon_.size()) +
+                  " entries below " + s_.lexicon_roots + "; the contrastive term needs two");
+    std::cerr << "genmodels: clip: lexicon of " << lexicon_.size() << " WordNet entries below "
+              << s_.lexicon_roots << "\n";
+  }
+
+  // The BPE also learns from one pair of every lexicon entry, so its words are not all bytes.
+  void add_lexicon_texts(std::vector<std::string>& corpus, uint64_t seed) const {
+    std::mt19937_64 rng(seed ^ 0x6c6578u);
+    for (const auto& e : lexicon_) {
+      auto [term, definition] = clip::lexicon_pair(e, rng);
+      corpus.push_back(std::move(term));
+      corpus.push_back(std::move(definition));
+    }
+  }
+
   // The BPE of the merges buffer (rebuilt after training sets it or a checkpoint loads it).
   const clip::Bpe& tokenizer() {
     const torch::Tensor m = module_->bpe_merges.cpu();
@@ -456,8 +534,9 @@ class ClipModel : public Model {
   DataInfo info_;
   ClipSettings s_;
   bool bf16_ = false;
-  bool captioned_ = false;             ///< captions:DIR data (else Fashion-MNIST captions)
-  std::vector<std::string> captions_;  ///< captions:DIR: the training captions, normalised
+  bool captioned_ = false;                   ///< captions:DIR data (else Fashion-MNIST captions)
+  std::vector<std::string> captions_;        ///< captions:DIR: the training captions, normalised
+  std::vector<clip::LexiconEntry> lexicon_;  ///< model.lexicon's entries (empty = off)
   ClipModule module_;
   std::unique_ptr<clip::Bpe> bpe_;
   torch::Tensor bpe_source_;
