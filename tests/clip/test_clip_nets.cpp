@@ -239,33 +239,43 @@ std::vector<std::string> shapes_corpus(bool lexicon) {
 const std::vector<std::vector<std::string>> kUnseenWords = {
     {"stripe"}, {"pillar"}, {"tile"}, {"crucifix"}};
 
-TEST(ClipNets, TinyClipLearnsZeroShotOnUnseenWording) {
-  const Bpe bpe = Bpe::train(shapes_corpus(false), 80);
-  const int64_t context = 12;
+// A trained tiny CLIP on the shapes, with or without the lexicon, and its zero-shot accuracy.
+struct ShapesRun {
+  explicit ShapesRun(bool lexicon) : bpe(Bpe::train(shapes_corpus(lexicon), 80)) {
+    net = train_shapes(bpe, context, lexicon, &first, &last);
+  }
+  int zero_shot(const std::vector<std::vector<std::string>>& words) {
+    return shapes_zero_shot(net, bpe, context, words, n);
+  }
+  static constexpr int64_t context = 12;
+  static constexpr int n = 200;
+  Bpe bpe;
+  ClipNet net{nullptr};
   double first = 0, last = 0;
-  ClipNet net = train_shapes(bpe, context, false, &first, &last);
-  const int n = 200;
-  const int correct = shapes_zero_shot(net, bpe, context, shape_names(), n);
+};
+
+TEST(ClipNets, TinyClipLearnsZeroShotOnUnseenWording) {
+  ShapesRun r(false);
+  const int n = ShapesRun::n;
+  const int correct = r.zero_shot(shape_names());
   // The words no caption used, without a lexicon: what the lexicon test below improves on.
-  const int unseen = shapes_zero_shot(net, bpe, context, kUnseenWords, n);
-  std::cout << "  tiny CLIP: loss " << first << " -> " << last << ", held-out-template zero-shot "
-            << correct << "/" << n << ", unseen words " << unseen << "/" << n << "\n";
+  const int unseen = r.zero_shot(kUnseenWords);
+  std::cout << "  tiny CLIP: loss " << r.first << " -> " << r.last
+            << ", held-out-template zero-shot " << correct << "/" << n << ", unseen words "
+            << unseen << "/" << n << "\n";
   // 8 captions of each class per batch of 32 cannot be told apart: the loss floor is log 8.
-  EXPECT_GT(first, 3.0);
-  EXPECT_LT(last, std::log(8.0) + 0.25);
+  EXPECT_GT(r.first, 3.0);
+  EXPECT_LT(r.last, std::log(8.0) + 0.25);
   EXPECT_GE(correct, 0.95 * n);
 }
 
 // model.lexicon's mechanism: words that no caption uses classify as well as the caption words
 // once the text encoder has contrasted them with their definitions (text only).
 TEST(ClipNets, LexiconTeachesWordsNoCaptionUses) {
-  const Bpe bpe = Bpe::train(shapes_corpus(true), 80);
-  const int64_t context = 12;
-  double first = 0, last = 0;
-  ClipNet net = train_shapes(bpe, context, true, &first, &last);
-  const int n = 200;
-  const int unseen = shapes_zero_shot(net, bpe, context, kUnseenWords, n);
-  const int known = shapes_zero_shot(net, bpe, context, shape_names(), n);
+  ShapesRun r(true);
+  const int n = ShapesRun::n;
+  const int unseen = r.zero_shot(kUnseenWords);
+  const int known = r.zero_shot(shape_names());
   std::cout << "  tiny CLIP with a lexicon: words only the lexicon has " << unseen << "/" << n
             << ", caption words " << known << "/" << n << "\n";
   EXPECT_GE(unseen, 0.9 * n);
