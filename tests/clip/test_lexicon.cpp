@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <random>
+#include <set>
 
 #include "clip/wordnet_fixture.h"
 #include "genmodels/clip/captions.h"
@@ -19,35 +20,41 @@ TEST(Lexicon, HyponymClosureOfTheRootSense) {
   const std::string dir = tmp.file("wn");
   gm::test::write_mini_wordnet(dir);
   const auto entries = load_wordnet_lexicon(dir, {"clothing#1"});
-  ASSERT_EQ(entries.size(), 4u);  // clothing, coat, parka, t-shirt; not the other sense, not car
-  EXPECT_EQ(entries[0].terms, (std::vector<std::string>{"clothing"}));
-  EXPECT_EQ(entries[0].broader, "");
-  EXPECT_EQ(entries[1].terms, (std::vector<std::string>{"coat", "jacket"}));
-  EXPECT_EQ(entries[1].definition, "an outer garment");  // aside and example dropped
-  EXPECT_EQ(entries[2].terms, (std::vector<std::string>{"parka", "anorak"}));
-  EXPECT_EQ(entries[2].broader, "coat");
-  EXPECT_EQ(entries[2].definition, "a kind of heavy jacket");
-  EXPECT_EQ(entries[3].terms, (std::vector<std::string>{"t-shirt"}));
+  // coat, parka, t-shirt; not the other sense, not car, and not clothing itself (one term and
+  // nothing broader: nothing to pull it toward).
+  ASSERT_EQ(entries.size(), 3u);
+  EXPECT_EQ(entries[0].terms, (std::vector<std::string>{"coat", "jacket"}));
+  EXPECT_EQ(entries[0].broader, "clothing");
+  EXPECT_EQ(entries[1].terms, (std::vector<std::string>{"parka", "anorak"}));
+  EXPECT_EQ(entries[1].broader, "coat");
+  EXPECT_EQ(entries[2].terms, (std::vector<std::string>{"t-shirt"}));
   // A sense is picked by its number; a subtree alone.
   const auto second = load_wordnet_lexicon(dir, {"clothing#2"});
   ASSERT_EQ(second.size(), 1u);
-  EXPECT_EQ(second[0].definition, "the second sense of clothing");
+  EXPECT_EQ(second[0].terms, (std::vector<std::string>{"clothing", "wear"}));
   EXPECT_EQ(load_wordnet_lexicon(dir, {"coat#1"}).size(), 2u);
 
-  // A training pair: the term in a training caption template, the definition led by the broader
-  // term.
+  // A training pair: a term in a training caption template, and the same template around another
+  // term or the broader term; every anchor comes up.
   std::mt19937_64 rng(1);
-  for (int i = 0; i < 20; ++i) {
-    const auto [text, definition] = lexicon_pair(entries[2], rng);
-    EXPECT_TRUE(text.find("a parka") != std::string::npos ||
-                text.find("an anorak") != std::string::npos)
-        << text;
-    const auto& templates = caption_templates(Wording::Train);
-    EXPECT_TRUE(std::any_of(templates.begin(), templates.end(), [&](const std::string& t) {
-      return text.rfind(t.substr(0, t.find("{}")), 0) == 0;
-    })) << text;
-    EXPECT_EQ(definition, "a coat: a kind of heavy jacket");
+  const auto& templates = caption_templates(Wording::Train);
+  std::set<std::string> anchors;
+  for (int i = 0; i < 60; ++i) {
+    const auto [text, anchor] = lexicon_pair(entries[1], rng);
+    std::string prefix;  // the longest template prefix both start with ("{}" has none)
+    bool found = false;
+    for (const auto& t : templates) {
+      const std::string p = t.substr(0, t.find("{}"));
+      if (text.rfind(p, 0) == 0 && anchor.rfind(p, 0) == 0 && (!found || p.size() > prefix.size()))
+        prefix = p, found = true;
+    }
+    ASSERT_TRUE(found) << text << " / " << anchor;
+    const std::string term = text.substr(prefix.size()), a = anchor.substr(prefix.size());
+    EXPECT_TRUE(term.rfind("a parka", 0) == 0 || term.rfind("an anorak", 0) == 0) << text;
+    EXPECT_NE(term, a) << text;
+    anchors.insert(a.substr(0, a.find(' ', a.find(' ') + 1)));
   }
+  EXPECT_EQ(anchors, (std::set<std::string>{"a coat", "a parka", "an anorak"}));
 }
 
 TEST(Lexicon, BadRootsAndMissingDatabaseAreOneLineErrors) {

@@ -25,7 +25,7 @@ inline void write_mini_wordnet(const std::string& dir) {
       "00000003 06 n 02 parka 0 anorak 0 001 @ 00000002 n 0000 | a kind of heavy jacket "
       "(`windcheater' is a British term)  \n"
       "00000004 06 n 01 T-shirt 0 001 @ 00000001 n 0000 | a close-fitting pullover shirt  \n"
-      "00000005 06 n 01 clothing 0 000 | the second sense of clothing  \n"
+      "00000005 06 n 02 clothing 0 wear 0 000 | the second sense of clothing  \n"
       "00000006 06 n 01 car 0 000 | a motor vehicle with four wheels  \n");
 }
 

@@ -63,12 +63,13 @@ KeyTable<ClipSettings> clip_keys() {
         "image encoder that can guide diffusion sampling (0 = clean images only)");
   t.add("model.lexicon", &O::lexicon,
         "a WordNet database directory (apt-get install wordnet-base: /usr/share/wordnet) whose "
-        "definitions teach the text encoder words no caption has: each step also pairs a term in "
-        "a caption template with its definition (text only) under the same InfoNCE loss ('' = "
-        "off)");
+        "synonyms and broader terms teach the text encoder words no caption has: each step also "
+        "pulls lexicon terms in caption templates toward a synonym or broader term in the same "
+        "template (text only; '' = off)");
   t.add("model.lexicon_roots", &O::lexicon_roots,
         "WordNet senses (LEMMA#SENSE, comma-separated) whose hyponyms form the lexicon");
-  t.add("model.lexicon_weight", &O::lexicon_weight, "weight of the lexicon's InfoNCE term");
+  t.add("model.lexicon_weight", &O::lexicon_weight,
+        "weight of the lexicon's term (mean 1 - cosine to the anchor)");
   t.add("model.lexicon_batch", &O::lexicon_batch,
         "lexicon entries per step (distinct; at most the lexicon's size)");
   return t;
@@ -230,27 +231,31 @@ class ClipModel : public Model {
     }
     torch::Tensor loss = clip::clip_loss(img, txt, module_->net->logit_scale);
     if (!lexicon_.empty()) {
-      // The lexicon's text-only term: terms against their definitions, same loss and scale.
+      // The lexicon's text-only term: each term's features pulled toward its anchor's (a synonym
+      // or the broader term in the same template), which is held fixed: the anchors are caption
+      // words the images ground, and only the pull, with no in-batch negatives, is wanted (an
+      // InfoNCE over lexicon pairs pushed a tote away from a handbag and lost what a bag is).
       const int64_t n = std::min<int64_t>(s_.lexicon_batch, static_cast<int64_t>(lexicon_.size()));
       std::vector<size_t> pick(lexicon_.size());
       std::iota(pick.begin(), pick.end(), size_t{0});
       std::shuffle(pick.begin(), pick.end(), rng);
-      std::vector<std::string> terms, definitions;
+      std::vector<std::string> terms, anchors;
       for (int64_t i = 0; i < n; ++i) {
-        auto [term, definition] = clip::lexicon_pair(lexicon_[pick[i]], rng);
+        auto [term, anchor] = clip::lexicon_pair(lexicon_[pick[i]], rng);
         terms.push_back(std::move(term));
-        definitions.push_back(std::move(definition));
+        anchors.push_back(std::move(anchor));
       }
       const auto dev = batch.x.device();
       const torch::Tensor a = clip::tokenize(bpe, terms, s_.context).to(dev);
-      const torch::Tensor b = clip::tokenize(bpe, definitions, s_.context).to(dev);
+      const torch::Tensor b = clip::tokenize(bpe, anchors, s_.context).to(dev);
       torch::Tensor ta, tb;
       {
         auto scope = ctx.autocast("main");
         ta = module_->net->encode_text(a, bpe.end_token()).to(torch::kFloat);
+        torch::NoGradGuard no_grad;
         tb = module_->net->encode_text(b, bpe.end_token()).to(torch::kFloat);
       }
-      const torch::Tensor lex = clip::clip_loss(ta, tb, module_->net->logit_scale);
+      const torch::Tensor lex = 1.0 - torch::cosine_similarity(ta, tb, 1).mean();
       ctx.log("lexicon_loss", lex.item<double>());
       loss = loss + s_.lexicon_weight * lex;
     }
@@ -512,9 +517,9 @@ class ClipModel : public Model {
   void add_lexicon_texts(std::vector<std::string>& corpus, uint64_t seed) const {
     std::mt19937_64 rng(seed ^ 0x6c6578u);
     for (const auto& e : lexicon_) {
-      auto [term, definition] = clip::lexicon_pair(e, rng);
+      auto [term, anchor] = clip::lexicon_pair(e, rng);
       corpus.push_back(std::move(term));
-      corpus.push_back(std::move(definition));
+      corpus.push_back(std::move(anchor));
     }
   }
 

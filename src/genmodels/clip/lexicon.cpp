@@ -22,28 +22,9 @@ std::string lemma_text(std::string w) {
   return w;
 }
 
-// The definition part of a gloss: up to the first quoted example, without parenthesised asides,
-// trailing separators trimmed, lower case.
-std::string definition_text(const std::string& gloss) {
-  std::string d;
-  int depth = 0;
-  for (char c : gloss.substr(0, gloss.find('"'))) {
-    if (c == '(') ++depth;
-    if (depth == 0) d += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (c == ')' && depth > 0) --depth;
-  }
-  std::string out;  // single spaces
-  for (char c : d)
-    if (!(c == ' ' && (out.empty() || out.back() == ' '))) out += c;
-  while (!out.empty() && (out.back() == ' ' || out.back() == ';' || out.back() == ','))
-    out.pop_back();
-  return out;
-}
-
 struct Synset {
   std::vector<std::string> lemmas;
   std::vector<std::string> hypernyms, hyponyms;  // offsets
-  std::string gloss;
 };
 
 std::ifstream open_or_throw(const std::string& path) {
@@ -137,7 +118,6 @@ std::vector<LexiconEntry> load_wordnet_lexicon(const std::string& dir,
         if (f[i] == "@" || f[i] == "@i") s.hypernyms.push_back(f[i + 1]);
         if (f[i] == "~" || f[i] == "~i") s.hyponyms.push_back(f[i + 1]);
       }
-      if (bar != std::string::npos) s.gloss = line.substr(bar + 3);
       order.push_back(f[0]);
       synsets.emplace(f[0], std::move(s));
     }
@@ -160,8 +140,7 @@ std::vector<LexiconEntry> load_wordnet_lexicon(const std::string& dir,
     if (!s.hypernyms.empty())
       if (const auto h = synsets.find(s.hypernyms.front()); h != synsets.end())
         e.broader = h->second.lemmas.front();
-    e.definition = definition_text(s.gloss);
-    if (!e.terms.empty() && !e.definition.empty()) out.push_back(std::move(e));
+    if (e.terms.size() > 1 || (!e.terms.empty() && !e.broader.empty())) out.push_back(std::move(e));
   }
   return out;
 }
@@ -170,13 +149,17 @@ std::pair<std::string, std::string> lexicon_pair(const LexiconEntry& e, std::mt1
   const auto& templates = caption_templates(Wording::Train);
   const std::string& tmpl =
       templates[std::uniform_int_distribution<size_t>(0, templates.size() - 1)(rng)];
-  const std::string& term =
-      e.terms[std::uniform_int_distribution<size_t>(0, e.terms.size() - 1)(rng)];
-  const auto at = tmpl.find("{}");
-  std::string text = tmpl.substr(0, at) + with_article(term) + tmpl.substr(at + 2);
-  std::string definition =
-      e.broader.empty() ? e.definition : with_article(e.broader) + ": " + e.definition;
-  return {std::move(text), std::move(definition)};
+  const size_t n = e.terms.size();
+  const size_t i = std::uniform_int_distribution<size_t>(0, n - 1)(rng);
+  // The anchor: one of the other terms, or the broader term.
+  const size_t anchors = n - 1 + (e.broader.empty() ? 0 : 1);
+  const size_t j = std::uniform_int_distribution<size_t>(0, anchors - 1)(rng);
+  const std::string& anchor = j < n - 1 ? e.terms[j < i ? j : j + 1] : e.broader;
+  auto in_template = [&](const std::string& phrase) {
+    const auto at = tmpl.find("{}");
+    return tmpl.substr(0, at) + with_article(phrase) + tmpl.substr(at + 2);
+  };
+  return {in_template(e.terms[i]), in_template(anchor)};
 }
 
 }  // namespace gm::clip

@@ -1,15 +1,14 @@
-// A lexicon for CLIP's text encoder: dictionary entries (the words of a concept and its
-// definition) read from WordNet (Miller 1995; Fellbaum 1998), Debian's wordnet-base
-// (/usr/share/wordnet). A text encoder trained only on captions made from a few synonyms per
-// class has never seen a word such as "parka" or "sundress"; real CLIP text encoders know such
-// words from the web's text. Here the text encoder learns them from definitions instead: a
-// text-only contrastive term pairs a term in a caption template ("a photo of a parka") with its
-// definition led by its broader term ("a jacket: a kind of heavy jacket"), whose words the image
-// captions do ground. No image is ever paired with a lexicon term.
+// A lexicon for CLIP's text encoder, read from WordNet (Miller 1995; Fellbaum 1998), Debian's
+// wordnet-base (/usr/share/wordnet). A text encoder trained only on captions made from a few
+// synonyms per class has never seen a word such as "parka" or "sundress"; real CLIP text encoders
+// know such words from the web's text. Here they come from the thesaurus: each lexicon term in a
+// caption template ("a photo of a parka") is pulled toward the same template around one of its
+// synonyms or its broader term ("a photo of a jacket"), whose words the image captions ground.
+// No image is ever paired with a lexicon term.
 //
 // The entries are the hyponym closure of a few root senses (default: clothing, footwear, bags):
-// every noun synset below them, each with its lemmas (underscores as spaces), its first
-// hypernym's first lemma and its definition (the gloss without its quoted examples).
+// every noun synset below them with its lemmas (underscores as spaces) and its first hypernym's
+// first lemma; an entry needs something to be pulled toward (two lemmas, or a broader term).
 #pragma once
 #include <cstdint>
 #include <random>
@@ -22,7 +21,6 @@ namespace gm::clip {
 struct LexiconEntry {
   std::vector<std::string> terms;  ///< "parka", "windbreaker", ... (lower case)
   std::string broader;             ///< the first hypernym's first lemma: "jacket"
-  std::string definition;          ///< "a kind of heavy jacket"
 };
 
 /// The default roots: WordNet 3.0's clothing#1, footwear#2 (covering for the feet), bag#1 (a
@@ -35,8 +33,8 @@ const std::vector<std::string>& default_lexicon_roots();
 std::vector<LexiconEntry> load_wordnet_lexicon(const std::string& dir,
                                                const std::vector<std::string>& roots);
 
-/// One training pair of an entry: a random term in a random caption template, and its definition
-/// led by its broader term ("a jacket: a kind of heavy jacket").
+/// One training pair of an entry: a random term in a random training caption template, and the
+/// same template around another of its terms or its broader term (uniformly among them).
 std::pair<std::string, std::string> lexicon_pair(const LexiconEntry& e, std::mt19937_64& rng);
 
 }  // namespace gm::clip
