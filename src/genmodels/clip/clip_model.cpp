@@ -114,8 +114,8 @@ class ClipModel : public Model {
                   " must be in [0, 1) (0 = off; 0.1 in the paper)");
     if (s_.bpe_merges < 0 || s_.bpe_corpus < 1)
       throw Error("model.bpe_merges must be >= 0 and model.bpe_corpus >= 1");
-    if (!s_.lexicon.empty() && (s_.lexicon_batch < 2 || !(s_.lexicon_weight > 0)))
-      throw Error("model.lexicon_batch must be >= 2 and model.lexicon_weight > 0 (got " +
+    if (!s_.lexicon.empty() && (s_.lexicon_batch < 1 || !(s_.lexicon_weight > 0)))
+      throw Error("model.lexicon_batch must be >= 1 and model.lexicon_weight > 0 (got " +
                   std::to_string(s_.lexicon_batch) + ", " + num(s_.lexicon_weight) +
                   "); model.lexicon='' turns the lexicon off");
     for (int64_t w : {s_.width, s_.text_width})
@@ -506,9 +506,9 @@ class ClipModel : public Model {
     if (roots.empty())
       throw Error("model.lexicon_roots is empty: give WordNet senses, e.g. clothing#1");
     lexicon_ = clip::load_wordnet_lexicon(s_.lexicon, roots);
-    if (lexicon_.size() < 2)
-      throw Error("model.lexicon: " + s_.lexicon + " has " + std::to_string(lexicon_.size()) +
-                  " entries below " + s_.lexicon_roots + "; the contrastive term needs two");
+    if (lexicon_.empty())
+      throw Error("model.lexicon: " + s_.lexicon + " has no entry below " + s_.lexicon_roots +
+                  " with a synonym or a broader term; give other model.lexicon_roots");
     std::cerr << "genmodels: clip: lexicon of " << lexicon_.size() << " WordNet entries below "
               << s_.lexicon_roots << "\n";
   }
