@@ -55,11 +55,6 @@ void check_label(int64_t label) {
                 " is not a Fashion-MNIST class (0-9); captions are made for fashion-mnist data");
 }
 
-std::string fill(const std::string& tmpl, const std::string& phrase) {
-  const auto at = tmpl.find("{}");
-  return tmpl.substr(0, at) + phrase + tmpl.substr(at + 2);
-}
-
 // The q-quantile (nearest rank) of v.
 double quantile(std::vector<double> v, double q) {
   if (v.empty()) return 0.0;
@@ -69,6 +64,11 @@ double quantile(std::vector<double> v, double q) {
 }
 
 }  // namespace
+
+std::string fill(const std::string& tmpl, const std::string& phrase) {
+  const auto at = tmpl.find("{}");
+  return tmpl.substr(0, at) + phrase + tmpl.substr(at + 2);
+}
 
 const std::vector<std::string>& class_synonyms(int64_t label, Wording w) {
   check_label(label);

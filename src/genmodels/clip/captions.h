@@ -49,6 +49,9 @@ AttributeThresholds attribute_thresholds(const std::vector<ImageAttributes>& a,
 std::vector<std::string> attribute_words(const ImageAttributes& a, int64_t label,
                                          const AttributeThresholds& t);
 
+/// `tmpl` with its "{}" replaced by `phrase`.
+std::string fill(const std::string& tmpl, const std::string& phrase);
+
 /// "a" or "an" + phrase.
 std::string with_article(const std::string& phrase);
 

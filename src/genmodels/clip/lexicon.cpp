@@ -155,11 +155,7 @@ std::pair<std::string, std::string> lexicon_pair(const LexiconEntry& e, std::mt1
   const size_t anchors = n - 1 + (e.broader.empty() ? 0 : 1);
   const size_t j = std::uniform_int_distribution<size_t>(0, anchors - 1)(rng);
   const std::string& anchor = j < n - 1 ? e.terms[j < i ? j : j + 1] : e.broader;
-  auto in_template = [&](const std::string& phrase) {
-    const auto at = tmpl.find("{}");
-    return tmpl.substr(0, at) + with_article(phrase) + tmpl.substr(at + 2);
-  };
-  return {in_template(e.terms[i]), in_template(anchor)};
+  return {fill(tmpl, with_article(e.terms[i])), fill(tmpl, with_article(anchor))};
 }
 
 }  // namespace gm::clip
